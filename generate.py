@@ -1,0 +1,23 @@
+"""Build data: python generate.py task=synthetic_tables [task.seed=1 ...]
+
+``task`` names a config whose ``_target_`` is the builder; its return value (counts) is printed.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from clarifylab.config import apply_offline_defaults, entry_point, register_resolvers
+
+register_resolvers()
+apply_offline_defaults()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+@entry_point
+def main(cfg: DictConfig) -> None:
+    result = hydra.utils.instantiate(cfg.task)
+    print(f"generate: task={hydra.core.hydra_config.HydraConfig.get().runtime.choices.task} -> {result}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Dataset name -> Examples. One place that knows every dataset the configs can name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from clarifylab.data.schema import Example
+from clarifylab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _load_synthetic_tables(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
+    from clarifylab.data.synthetic_tables import load_synthetic_split, write_synthetic_corpus
+
+    out_dir = Path(dataset_cfg.dir)
+    if not (out_dir / f"{split}.jsonl").exists() and dataset_cfg.get("auto_generate", False):
+        log.info("synthetic_tables not found in %s: generating it with default settings", out_dir)
+        write_synthetic_corpus(out_dir)
+    return load_synthetic_split(out_dir, split)
+
+
+def _load_pacific(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
+    from clarifylab.data.loaders.pacific import load_pacific
+    from clarifylab.data.splits import SplitPlan, select_split
+
+    examples = load_pacific(dataset_cfg.path, max_context_chars=dataset_cfg.get("max_context_chars"))
+    return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
+
+
+def _load_abg_coqa(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
+    from clarifylab.data.loaders.abg_coqa import load_abg_coqa
+    from clarifylab.data.splits import SplitPlan, select_split
+
+    examples = load_abg_coqa(dataset_cfg.path, max_context_chars=dataset_cfg.get("max_context_chars"))
+    return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
+
+
+LOADERS: dict[str, Callable[[Any, str, Any], list[Example]]] = {
+    "synthetic_tables": _load_synthetic_tables,
+    "pacific": _load_pacific,
+    "abg_coqa": _load_abg_coqa,
+}
+
+
+def load_dataset_split(dataset_cfg: Any, split: str, paths: Any = None, max_examples: int | None = None) -> list[Example]:
+    """Load ``split`` of the dataset that ``dataset_cfg.name`` names, optionally the first ``max_examples``.
+
+    Raises:
+        ConfigError: unknown dataset name (the message lists the known ones).
+    """
+    name = dataset_cfg.name
+    if name not in LOADERS:
+        raise ConfigError(f"dataset.name={name!r} is not a known dataset; choose one of {sorted(LOADERS)} "
+                          f"(e.g. `dataset=synthetic_tables`)")
+    examples = LOADERS[name](dataset_cfg, split, paths)
+    return examples[:max_examples] if max_examples else examples

@@ -1,0 +1,208 @@
+"""Result tables in the papers' layout: one row per (dataset, model, approach, #conversations).
+
+Evaluation runs are found by their ``metrics.json`` (:func:`find_eval_dirs`, recursively, so a whole
+Hydra multirun directory can be passed), grouped by :data:`GROUP_BY` and averaged over the runs of a
+group (several seeds); rendered as Markdown (files), CSV and a rich table (console). Rates are shown as
+percentages with one decimal, as in ACT's tables, with ``± std`` when a group has several runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from clarifylab.errors import DataFormatError, DataNotFoundError
+
+IDENTITY_COLUMNS = ("label", "dataset", "model", "approach", "conversations")
+PAPER_COLUMNS = ("label", "dataset", "model", "approach", "conversations", "heuristic", "n_trajectories", "accuracy",
+                 "macro_f1", "clarify_precision", "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h")
+"""The comparison table: identity, then action level, then content level (ACT Tables 1-3)."""
+REPORT_COLUMNS = ("label", "dataset", "model", "approach", "conversations", "runs", "heuristic", "n_trajectories",
+                  "accuracy", "macro_f1", "clarify_precision", "clarify_recall", "turn_h", "trajectory_h",
+                  "post_clarify_h")
+GROUP_BY = ("dataset", "model", "approach", "conversations")
+PERCENT_COLUMNS = frozenset({"accuracy", "macro_f1", "clarify_precision", "clarify_recall", "clarify_f1", "turn_h",
+                             "trajectory_h", "post_clarify_h", "trajectory_h_gold_clarify",
+                             "trajectory_h_gold_answer", "clarify_rate", "turn_limit_rate"})
+HEADERS = {"label": "Label", "dataset": "Dataset", "model": "Model", "approach": "Approach",
+           "conversations": "Conversations", "runs": "Runs", "heuristic": "H", "n_trajectories": "Trajectories",
+           "accuracy": "Accuracy", "macro_f1": "Macro F1", "clarify_precision": "Clarify P",
+           "clarify_recall": "Clarify R", "turn_h": "Turn H", "trajectory_h": "Traj. H",
+           "post_clarify_h": "Post-Clarify H"}
+MISSING = "–"
+METRICS_FILE = "metrics.json"
+JOINED_KEYS = frozenset({"seed"})
+"""Numeric descriptors listed (``"0,1,2"``) rather than averaged when runs are grouped."""
+
+
+def column_header(column: str) -> str:
+    """Display name of a column (``macro_f1`` -> ``Macro F1``); unknown columns keep their key."""
+    return HEADERS.get(column, column)
+
+
+def format_value(value: Any, column: str = "", digits: int = 3) -> str:
+    """Cell text: rates (:data:`PERCENT_COLUMNS`) as percentages with one decimal, other floats with
+    ``digits`` decimals, None/NaN as an en dash, anything else via ``str``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)) and column in PERCENT_COLUMNS:
+        return f"{100 * value:.1f}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def cell(row: Mapping[str, Any], column: str, digits: int = 3) -> str:
+    """:func:`format_value` of ``row[column]``, with `` ± std`` when ``row`` has ``<column>_std`` (> 1 run)."""
+    text = format_value(row.get(column), column, digits)
+    std = row.get(f"{column}_std")
+    if std is not None and text != MISSING:
+        text += f" ± {format_value(std, column, digits)}"
+    return text
+
+
+def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
+    """A Markdown table with one row per mapping (missing keys as an en dash)."""
+    lines = ["| " + " | ".join(column_header(c) for c in columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
+    lines += ["| " + " | ".join(cell(row, c, digits) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None = None,
+               digits: int = 3) -> Any:
+    """The same table as :func:`markdown_table`, as a ``rich.table.Table``."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column_header(column), justify="left" if column in IDENTITY_COLUMNS else "right")
+    for row in rows:
+        table.add_row(*(cell(row, c, digits) for c in columns))
+    return table
+
+
+def csv_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV text: one line per row, columns = the union of the rows' scalar keys (raw values, no rounding)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k, v in row.items() if k not in columns and not isinstance(v, (Mapping, list))]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def wide_console() -> Any:
+    """A rich console that does not squeeze tables to 80 columns when output is piped to a log."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+# --------------------------------------------------------------------------------------------- reading runs
+
+
+def find_eval_dirs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Every directory at or below ``paths`` that holds a ``metrics.json``, sorted, without duplicates.
+
+    Raises:
+        DataNotFoundError: a path does not exist, or holds no ``metrics.json`` anywhere below it.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise DataNotFoundError(f"{path} does not exist: pass evaluate.py output or multirun directories")
+        if path.is_file():
+            hits = [path.parent] if path.name == METRICS_FILE else []
+        else:
+            hits = sorted(p.parent for p in path.rglob(METRICS_FILE))
+        if not hits:
+            raise DataNotFoundError(f"no {METRICS_FILE} at or below {path}: pass directories written by evaluate.py")
+        found += [h for h in hits if h not in found]
+    return found
+
+
+def read_eval_summaries(dirs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The ``metrics.json`` object of each directory, in order; a summary without a ``label`` is
+    labelled by its directory name; ``run_dir`` records where it came from."""
+    rows = []
+    for directory in map(Path, dirs):
+        path = directory / METRICS_FILE
+        if not path.is_file():
+            raise DataNotFoundError(f"{path} not found: pass directories written by evaluate.py")
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DataFormatError(f"{path}: not valid JSON ({error}); re-run the evaluation that wrote it") from None
+        if not isinstance(summary, dict):
+            raise DataFormatError(f"{path}: expected a JSON object of metrics, got {type(summary).__name__}")
+        rows.append({"label": directory.name, **summary, "run_dir": str(directory)})
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def aggregate_runs(rows: Sequence[Mapping[str, Any]], group_by: Sequence[str] = GROUP_BY) -> list[dict[str, Any]]:
+    """One row per distinct ``group_by`` values, in order of first appearance.
+
+    Numeric metrics are averaged over the group's runs (``None`` values skipped; all ``None`` -> None)
+    and, when more than one run has a value, their sample standard deviation is added as ``<key>_std``;
+    an integer all runs agree on (a count such as ``n_trajectories``) is kept as it is.
+    Text fields and :data:`JOINED_KEYS` (``seed``) keep their value when the runs agree, else the
+    distinct values joined by ``,``.
+    ``runs`` counts the runs and ``run_dirs`` lists them.
+    """
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = tuple(json.dumps(row.get(column), sort_keys=True) for column in group_by)
+        groups.setdefault(key, []).append(row)
+    aggregated = []
+    for members in groups.values():
+        merged: dict[str, Any] = {"runs": len(members), "run_dirs": [m.get("run_dir") for m in members]}
+        keys = [k for m in members for k in m if not isinstance(m[k], (Mapping, list)) and k != "run_dir"]
+        for key in dict.fromkeys(keys):
+            values = [m.get(key) for m in members]
+            present = [v for v in values if v is not None]
+            if key in group_by:
+                merged[key] = values[0]
+            elif present and all(_is_number(v) for v in present) and key not in JOINED_KEYS:
+                if all(isinstance(v, int) for v in present) and len(set(present)) == 1:
+                    merged[key] = present[0]  # a count all runs agree on (e.g. n_trajectories) stays exact
+                    continue
+                merged[key] = statistics.fmean(present)
+                if len(present) > 1:
+                    merged[f"{key}_std"] = statistics.stdev(present)
+            elif present:
+                distinct = list(dict.fromkeys(str(v) for v in present))
+                merged[key] = present[0] if len(distinct) == 1 else ",".join(distinct)
+            else:
+                merged[key] = None
+        aggregated.append(merged)
+    return aggregated
+
+
+def build_report(paths: Sequence[str | os.PathLike[str]], group_by: Sequence[str] = GROUP_BY,
+                 columns: Sequence[str] = REPORT_COLUMNS, title: str | None = None,
+                 console: Any | None = None) -> tuple[str, str, list[dict[str, Any]]]:
+    """Find runs under ``paths``, aggregate them and print the rich table (to ``console``, default a new
+    console); returns ``(markdown, csv, aggregated rows)``."""
+    rows = aggregate_runs(read_eval_summaries(find_eval_dirs(paths)), group_by)
+    (console or wide_console()).print(rich_table(rows, columns, title))
+    markdown = markdown_table(rows, columns)
+    if title:
+        markdown = f"# {title}\n\n{markdown}"
+    return markdown, csv_table(rows), rows

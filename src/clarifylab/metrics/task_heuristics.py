@@ -1,0 +1,381 @@
+"""Task heuristics H (ACT §3.2, §4.1, App. D): how well a response matches a gold reference, per task.
+
+One heuristic per task, each scoring a batch of (prediction, references, example) triples in [0, 1]
+(embedding similarity in [-1, 1]); ``references`` are alternative golds and the best one counts:
+
+==================  ==================================================================================
+task                H
+==================  ==================================================================================
+synthetic_tables    numeric exact match (:func:`~clarifylab.metrics.answer_match.exact_match`: the last
+                    number in the response equals the gold number) when the reference is a number;
+                    TAT-QA bag-of-words F1 when it is text (a clarifying question at the turn level).
+                    Why not DROP F1 on numbers: every synthetic answer is one exact number, and the
+                    TAT-QA variant sets F1 = EM for arithmetic answers anyway, but scores the whole
+                    response, so "The answer is 20.6." would score 0 for a sentence-final period.
+pacific             PACIFIC/TAT-QA DROP F1 (:func:`~clarifylab.metrics.drop_f1.tatqa_em_f1`) against the raw
+                    gold answer with its scale and answer type from ``example.meta`` (:func:`pacific_gold`);
+                    a derivation "a - b = c" is also read as "c" (:func:`pacific_candidates`).
+abg_coqa            cosine similarity of all-MiniLM-L6-v2 embeddings (one batched encode per call; the
+                    model is loaded once per process).
+ambigsql            Spider execution match on ``<data_dir>/spider/database/<db_id>/<db_id>.sqlite`` of the
+                    SQL extracted from the response (:func:`extract_sql`); 0 when the reference is not a
+                    query (a gold clarifying question at the turn level).
+==================  ==================================================================================
+
+Entry points: :func:`score_outcomes` (trajectory outcome vs the goal of its interpretation),
+:func:`score_turns` (first response vs the gold response r), :func:`score_outcome` (one outcome).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from clarifylab.data.schema import Example
+from clarifylab.errors import ConfigError, DataFormatError
+
+
+class TaskHeuristic(Protocol):
+    """Scores predictions against references.
+
+    Attributes:
+        name: the metric's name in result tables (``drop_f1``, ``embedding_similarity``, ...).
+    """
+
+    name: str
+
+    def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              examples: Sequence[Example]) -> list[float]:
+        """One score per prediction: the best over its alternative references."""
+        ...
+
+
+def _check_aligned(predictions: Sequence[str], references: Sequence[Sequence[str]],
+                   examples: Sequence[Example]) -> None:
+    if not len(predictions) == len(references) == len(examples):
+        raise ValueError(f"task heuristic: {len(predictions)} predictions, {len(references)} reference lists and "
+                         f"{len(examples)} examples; pass one of each per prediction")
+    for refs, example in zip(references, examples):
+        if isinstance(refs, str) or not refs:
+            raise DataFormatError(f"example {example.id!r} ({example.task}): no gold reference to score against "
+                                  f"(got {refs!r}); its loader must fill `goal` / `clarifications`")
+
+
+# --------------------------------------------------------------------------------------------- synthetic tables
+
+
+class SyntheticTablesHeuristic:
+    """Numeric exact match for number references, TAT-QA bag F1 for text references (module docstring)."""
+
+    name = "exact_match"
+
+    def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              examples: Sequence[Example]) -> list[float]:
+        from clarifylab.metrics.answer_match import exact_match, parse_number
+        from clarifylab.metrics.drop_f1 import tatqa_em_f1
+
+        _check_aligned(predictions, references, examples)
+        scores = []
+        for prediction, refs in zip(predictions, references):
+            best = 0.0
+            for ref in refs:
+                if parse_number(ref) is not None:
+                    best = max(best, exact_match(prediction, [ref]))
+                else:
+                    best = max(best, tatqa_em_f1(prediction, ref)[1])
+            scores.append(best)
+        return scores
+
+
+# --------------------------------------------------------------------------------------------- PACIFIC
+
+
+def pacific_gold(example: Example, reference: str) -> tuple[Any, str, str | None]:
+    """``(gold answer, gold scale, answer type)`` to score against ``reference``.
+
+    A reference that is the example's goal (``goal[0]``, the rendered answer, also each clarification's
+    answer) is scored as the TAT-QA evaluator does: against the raw gold ``meta["goal_answer"]`` (list of
+    spans, or a number) with ``meta["goal_scale"]`` and ``meta["goal_answer_type"]`` (the PACIFIC loader's
+    fields). Any other reference (the gold clarifying question, at the turn level) is plain text: no
+    scale, span F1.
+    """
+    meta = example.meta
+    is_goal = reference in example.goal or any(reference == c.answer for c in example.clarifications)
+    if is_goal and "goal_answer" in meta:
+        answer_type = meta.get("goal_answer_type")
+        return meta["goal_answer"], str(meta.get("goal_scale") or ""), str(answer_type) if answer_type else None
+    return reference, "", None
+
+
+_EQUATION_RESULT = re.compile(r"=\s*([^=]+?)\s*$")
+_TRAILING_SCALE = re.compile(r"^(.*\S)\s+(thousand|million|billion|percent)s?\.?$", re.IGNORECASE)
+
+
+def pacific_candidates(prediction: str, answer_type: str | None) -> list[tuple[Any, str]]:
+    """Readings ``(answer, predicted scale)`` of a response to score (the best counts):
+
+    - the response itself;
+    - for a derivation ``"0.6/5.1 = 11.76%"`` (how the loader renders arithmetic answers, after ACT
+      App. E), the text after the last ``=``;
+    - a reading ending in a scale word (``"(87.4) thousand"``) also as the number with that word as the
+      predicted scale — TAT-QA's number parser misses the scale after a parenthesised negative;
+    - for a multi-span gold, the response split on ``", "`` (the loader's span separator; ``"1,000"``
+      stays whole), and, when every span ends in the same scale word, the spans without it plus that scale.
+    """
+    texts = [prediction]
+    result = _EQUATION_RESULT.search(prediction)
+    if result:
+        texts.append(result.group(1).rstrip(". "))
+    candidates: list[tuple[Any, str]] = []
+    for text in texts:
+        candidates.append((text, ""))
+        scaled = _TRAILING_SCALE.match(text.strip())
+        if scaled:
+            candidates.append((scaled.group(1), scaled.group(2).lower()))
+    if answer_type == "multi-span" and ", " in prediction:
+        spans = [span.strip() for span in prediction.split(", ") if span.strip()]
+        candidates.append((spans, ""))
+        scaled_spans = [_TRAILING_SCALE.match(span) for span in spans]
+        if all(scaled_spans) and len({m.group(2).lower() for m in scaled_spans if m}) == 1:
+            candidates.append(([m.group(1) for m in scaled_spans if m], scaled_spans[0].group(2).lower()))
+    return candidates
+
+
+class PacificHeuristic:
+    """PACIFIC/TAT-QA DROP F1 (the metric of Deng et al., 2022 and ACT Table 1)."""
+
+    name = "drop_f1"
+
+    def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              examples: Sequence[Example]) -> list[float]:
+        from clarifylab.metrics.drop_f1 import tatqa_em_f1
+
+        _check_aligned(predictions, references, examples)
+        scores = []
+        for prediction, refs, example in zip(predictions, references, examples):
+            best = 0.0
+            for ref in refs:
+                gold, scale, answer_type = pacific_gold(example, ref)
+                for candidate, pred_scale in pacific_candidates(prediction, answer_type):
+                    try:
+                        f1 = tatqa_em_f1(candidate, gold, gold_scale=scale, pred_scale=pred_scale,
+                                         answer_type=answer_type)[1]
+                    except ValueError as error:
+                        raise DataFormatError(f"example {example.id!r} (pacific): {error}") from None
+                    best = max(best, f1)
+            scores.append(best)
+        return scores
+
+
+# --------------------------------------------------------------------------------------------- Abg-CoQA
+
+
+@functools.lru_cache(maxsize=4)
+def shared_embedding_similarity(model_path: str | None = None, device: str = "cpu") -> Any:
+    """One :class:`~clarifylab.metrics.embedding_similarity.EmbeddingSimilarity` per (model, device) per
+    process, so the sentence encoder is loaded once however many evaluations run."""
+    from clarifylab.metrics.embedding_similarity import EmbeddingSimilarity
+
+    return EmbeddingSimilarity(model_path=model_path, device=device)
+
+
+class EmbeddingSimilarityHeuristic:
+    """Sentence-embedding cosine similarity (Risch et al., 2021; ACT Table 2).
+
+    Args:
+        similarity: an object with ``score(predictions, references) -> list[float]``; default: the
+            process-wide bundled all-MiniLM-L6-v2 (:func:`shared_embedding_similarity`).
+    """
+
+    name = "embedding_similarity"
+
+    def __init__(self, similarity: Any | None = None) -> None:
+        self._similarity = similarity
+
+    @property
+    def similarity(self) -> Any:
+        """The scorer (loaded on first use)."""
+        if self._similarity is None:
+            self._similarity = shared_embedding_similarity()
+        return self._similarity
+
+    def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              examples: Sequence[Example]) -> list[float]:
+        """Max cosine over alternatives; every (prediction, reference) pair goes into ONE encode batch."""
+        _check_aligned(predictions, references, examples)
+        flat_predictions = [p for p, refs in zip(predictions, references) for _ in refs]
+        flat_references = [r for refs in references for r in refs]
+        flat_scores = self.similarity.score(flat_predictions, flat_references) if flat_predictions else []
+        scores, start = [], 0
+        for refs in references:
+            scores.append(max(flat_scores[start:start + len(refs)]))
+            start += len(refs)
+        return scores
+
+
+# --------------------------------------------------------------------------------------------- AmbigSQL
+
+_SQL_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)```", re.IGNORECASE | re.DOTALL)
+_SQL_START = re.compile(r"\b(?:select|with)\b", re.IGNORECASE)
+
+
+def extract_sql(response: str) -> str:
+    """The SQL query in a model response.
+
+    1. the content of the first fenced code block (```` ```sql ... ``` ````, language tag optional);
+    2. else the text from the first ``SELECT``/``WITH`` keyword, up to the first ``;`` or blank line;
+    3. else the stripped response (it will not parse, and scores 0).
+
+    >>> extract_sql("Here it is:\\n```sql\\nSELECT name FROM singer;\\n```")
+    'SELECT name FROM singer'
+    >>> extract_sql("Sure. select count(*) from singer; Hope it helps.")
+    'select count(*) from singer'
+    """
+    fenced = _SQL_FENCE.search(response)
+    if fenced:
+        sql = fenced.group(1)
+    else:
+        start = _SQL_START.search(response)
+        sql = response[start.start():] if start else response
+        sql = re.split(r"\n\s*\n", sql, maxsplit=1)[0]
+    return sql.strip().split(";", 1)[0].strip()
+
+
+def spider_db_path(data_dir: str | os.PathLike[str], example: Example) -> Path:
+    """``<data_dir>/spider/database/<db_id>/<db_id>.sqlite`` for ``example.meta["db_id"]``."""
+    db_id = example.meta.get("db_id")
+    if not db_id:
+        raise DataFormatError(f"example {example.id!r} ({example.task}) has no meta['db_id']; AmbigSQL examples "
+                              f"must name their Spider database")
+    return Path(data_dir) / "spider" / "database" / str(db_id) / f"{db_id}.sqlite"
+
+
+def is_sql_query(text: str) -> bool:
+    """True when ``text`` parses as exactly one read-only query."""
+    from clarifylab.metrics.sql_execution import QueryRejectedError, parse_read_only_query
+
+    try:
+        parse_read_only_query(text)
+    except QueryRejectedError:
+        return False
+    return True
+
+
+class ExecutionMatchHeuristic:
+    """Spider execution match of the extracted SQL (ACT Table 3).
+
+    Args:
+        data_dir: the folder holding ``spider/database`` (``paths.data_dir``).
+        timeout_s: wall-clock limit per query.
+    """
+
+    name = "execution_match"
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None, timeout_s: float = 5.0) -> None:
+        self.data_dir = data_dir
+        self.timeout_s = timeout_s
+
+    def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              examples: Sequence[Example]) -> list[float]:
+        from clarifylab.metrics.sql_execution import execution_match
+
+        _check_aligned(predictions, references, examples)
+        if self.data_dir is None:
+            raise ConfigError("the ambigsql heuristic needs data_dir (paths.data_dir, the folder with spider/database)")
+        scores = []
+        for prediction, refs, example in zip(predictions, references, examples):
+            db_path = spider_db_path(self.data_dir, example)
+            sql = extract_sql(prediction)
+            best = 0.0
+            for ref in refs:
+                if is_sql_query(ref):  # a gold clarifying question (turn level) cannot be executed: 0
+                    best = max(best, execution_match(sql, ref, db_path, timeout_s=self.timeout_s))
+            scores.append(best)
+        return scores
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+HEURISTICS: dict[str, Callable[..., TaskHeuristic]] = {
+    "synthetic_tables": lambda **options: SyntheticTablesHeuristic(),
+    "pacific": lambda **options: PacificHeuristic(),
+    "abg_coqa": lambda similarity=None, **options: EmbeddingSimilarityHeuristic(similarity),
+    "ambigsql": lambda data_dir=None, **options: ExecutionMatchHeuristic(data_dir),
+}
+"""Task name -> factory taking keyword options (``data_dir`` for ambigsql, ``similarity`` for abg_coqa;
+others are ignored)."""
+
+
+def heuristic_for(task: str, **options: Any) -> TaskHeuristic:
+    """The heuristic H of ``task``.
+
+    Raises:
+        ConfigError: unknown task (the message lists the known ones).
+    """
+    if task not in HEURISTICS:
+        raise ConfigError(f"no task heuristic for task {task!r}; known tasks: {sorted(HEURISTICS)}. Register one in "
+                          f"clarifylab.metrics.task_heuristics.HEURISTICS")
+    return HEURISTICS[task](**options)
+
+
+def outcome_references(example: Example, interpretation: int = 0) -> list[str]:
+    """Gold goal(s) of a trajectory: the answer of clarification ``interpretation`` when the example has
+    one, else every alternative in ``example.goal``."""
+    if 0 <= interpretation < len(example.clarifications):
+        return [example.clarifications[interpretation].answer]
+    if not example.goal:
+        raise DataFormatError(f"example {example.id!r} ({example.task}) has an empty goal and no clarification "
+                              f"{interpretation}; its loader must fill `goal`")
+    return list(example.goal)
+
+
+def _check_task(task: str, examples: Sequence[Example]) -> None:
+    others = sorted({e.task for e in examples} - {task})
+    if others:
+        raise ValueError(f"scoring task {task!r} but the batch holds examples of {others}; score one task at a time")
+
+
+def score_outcomes(task: str, predictions: Sequence[str | None], examples: Sequence[Example],
+                   interpretations: Sequence[int], heuristic: TaskHeuristic | None = None,
+                   **options: Any) -> list[float]:
+    """Trajectory-level H: each outcome g' against the goal g of its interpretation (ACT App. D).
+
+    A missing outcome (``None``: the trajectory ended without an answer) scores 0. ``heuristic``
+    defaults to :func:`heuristic_for` ``(task, **options)``; pass one to reuse a loaded model.
+    """
+    if not len(predictions) == len(examples) == len(interpretations):
+        raise ValueError(f"score_outcomes: {len(predictions)} outcomes, {len(examples)} examples, "
+                         f"{len(interpretations)} interpretations; pass one of each per trajectory")
+    _check_task(task, examples)
+    heuristic = heuristic or heuristic_for(task, **options)
+    scored = [i for i, p in enumerate(predictions) if p is not None]
+    if not scored:
+        return [0.0] * len(predictions)
+    values = heuristic.score([str(predictions[i]) for i in scored],
+                             [outcome_references(examples[i], interpretations[i]) for i in scored],
+                             [examples[i] for i in scored])
+    scores = [0.0] * len(predictions)
+    for i, value in zip(scored, values):
+        scores[i] = value
+    return scores
+
+
+def score_turns(task: str, responses: Sequence[str], examples: Sequence[Example],
+                heuristic: TaskHeuristic | None = None, **options: Any) -> list[float]:
+    """Turn-level H: each immediate response y against the gold response r of its example (ACT App. D;
+    for a clarify example r is the gold clarifying question)."""
+    _check_task(task, examples)
+    if not examples:
+        return []
+    heuristic = heuristic or heuristic_for(task, **options)
+    return heuristic.score(list(responses), [[e.response] for e in examples], list(examples))
+
+
+def score_outcome(task: str, prediction: str | None, example: Example, interpretation: int = 0,
+                  **options: Any) -> float:
+    """H of one trajectory outcome against the goal of ``interpretation`` (see :func:`score_outcomes`)."""
+    return score_outcomes(task, [prediction], [example], [interpretation], **options)[0]

@@ -1,0 +1,1 @@
+"""Outer training loops (build data -> fit -> iterate), one module per trainer: ``sft``, ..."""

@@ -1,0 +1,143 @@
+"""Trainer, loggers and checkpoint callbacks from the Hydra config, shared by the training recipes."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+
+from clarifylab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def config_as_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain dict, interpolations resolved where possible (Hydra-only resolvers such as
+    ``${hydra:...}`` cannot be resolved outside a Hydra app; then the raw values are kept)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(cfg, DictConfig):
+        return dict(cfg)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception as error:  # noqa: BLE001 - any resolver failure: fall back to the unresolved config
+        log.debug("config not fully resolvable (%s); logging it unresolved", error)
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def build_loggers(logger_cfg: Mapping[str, Any] | None) -> list[Any]:
+    """Instantiate every logger config (each has a ``_target_``); ``None``/empty gives no logger."""
+    from hydra.utils import instantiate
+
+    loggers = []
+    for name, one in (logger_cfg or {}).items():
+        if one is None:
+            continue
+        if "_target_" not in one:
+            raise ConfigError(f"logger.{name} has no _target_ (e.g. pytorch_lightning.loggers.CSVLogger)")
+        loggers.append(instantiate(one))
+    return loggers
+
+
+def checkpoint_callbacks(checkpoint_dir: str | Path, every_n_steps: int | None,
+                         monitor: str | None = "val/loss", mode: str = "min") -> list[ModelCheckpoint]:
+    """Best-by-``monitor`` checkpoint (``best-step=<n>.ckpt``, kept: 1) and, when ``every_n_steps`` is set,
+    ``last.ckpt`` rewritten every ``every_n_steps`` optimizer steps (the file to ``resume`` from)."""
+    callbacks = []
+    if monitor:
+        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{step}", monitor=monitor, mode=mode,
+                                         save_top_k=1, save_last=False, auto_insert_metric_name=True,
+                                         save_on_train_epoch_end=False))  # only where validation ran
+    if every_n_steps:
+        if not isinstance(every_n_steps, int) or every_n_steps < 1:
+            raise ConfigError(f"trainer.checkpoint_every_n_steps={every_n_steps!r} must be a positive integer or null")
+        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every_n_steps, save_top_k=0,
+                                         save_last=True, enable_version_counter=False))
+    return callbacks
+
+
+def progress_bar(kind: str) -> Callback | None:
+    """``rich`` | ``tqdm`` | ``none``."""
+    if kind == "rich":
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        return RichProgressBar()
+    if kind == "tqdm":
+        from pytorch_lightning.callbacks import TQDMProgressBar
+
+        return TQDMProgressBar()
+    if kind in ("none", None, False):
+        return None
+    raise ConfigError(f"trainer.progress_bar={kind!r} is not one of ['rich', 'tqdm', 'none']")
+
+
+def _strategy(hardware: Any) -> Any:
+    strategy = hardware.get("strategy", "auto")
+    if isinstance(strategy, Mapping) and "_target_" in strategy:
+        from hydra.utils import instantiate
+
+        return instantiate(strategy)
+    return strategy
+
+
+def build_trainer(cfg: Any, callbacks: list[Callback], loggers: list[Any], has_validation: bool) -> pl.Trainer:
+    """A ``pl.Trainer`` from ``cfg.trainer`` (loop, optimisation flags) and ``cfg.hardware``.
+
+    The DataModules shard data across ranks themselves (resumable samplers), so Lightning's distributed
+    sampler injection is off.
+    """
+    t, hw = cfg.trainer, cfg.hardware
+    bar = progress_bar(t.get("progress_bar", "rich"))
+    if loggers:
+        callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
+    if bar is not None:
+        callbacks = [*callbacks, bar]
+    val_check_interval = t.get("val_check_interval", 1.0)
+    max_steps = t.get("max_steps", -1)
+    max_epochs = t.get("max_epochs", None)
+    if (max_steps is None or max_steps < 0) and (max_epochs is None or max_epochs < 0):
+        raise ConfigError("set trainer.max_epochs or trainer.max_steps: the run would never end")
+    return pl.Trainer(
+        accelerator=hw.get("accelerator", "auto"),
+        devices=hw.get("devices", "auto"),
+        num_nodes=hw.get("num_nodes", 1),
+        strategy=_strategy(hw),
+        precision=hw.get("precision", "32-true"),
+        max_epochs=max_epochs,
+        max_steps=-1 if max_steps is None else max_steps,
+        accumulate_grad_batches=t.get("accumulate_grad_batches", 1),
+        gradient_clip_val=t.get("gradient_clip_val", None) or None,
+        val_check_interval=val_check_interval,
+        limit_val_batches=t.get("limit_val_batches", 1.0) if has_validation else 0,
+        num_sanity_val_steps=t.get("num_sanity_val_steps", 2) if has_validation else 0,
+        log_every_n_steps=t.get("log_every_n_steps", 50),
+        callbacks=callbacks,
+        logger=loggers if loggers else False,
+        enable_progress_bar=bar is not None,
+        enable_model_summary=t.get("model_summary", True),
+        default_root_dir=cfg.output_dir,
+        use_distributed_sampler=False,
+    )
+
+
+def best_score(callbacks: list[Callback]) -> float:
+    """The best monitored value of the first monitoring ModelCheckpoint (NaN when none was recorded)."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_score is not None:
+            return float(callback.best_model_score)
+    return math.nan
+
+
+def best_checkpoint_path(callbacks: list[Callback]) -> str | None:
+    """Path of the best checkpoint of the first monitoring ModelCheckpoint, if any was saved."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path:
+            return callback.best_model_path
+    return None

@@ -1,0 +1,150 @@
+"""Conversation-level splits: determinism, disjointness, exact sizes, nested subsets, growth behaviour."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from clarifylab.data.schema import Action, Example, Turn
+from clarifylab.data.splits import (
+    SplitPlan,
+    conversation_splits,
+    seeded_order,
+    select_split,
+    split_dialogues,
+    subset_conversations,
+    unit_hash,
+)
+from clarifylab.errors import ConfigError, DataFormatError
+
+IDS = [f"dialogue-{i:03d}" for i in range(300)]
+
+
+def test_unit_hash_is_fixed_and_uniform():
+    assert unit_hash("a", 0) == unit_hash("a", 0)
+    assert unit_hash("a", 0) != unit_hash("a", 1) != unit_hash("a", 1, "eval")
+    values = [unit_hash(i, 0) for i in IDS]
+    assert all(0 <= v < 1 for v in values)
+    assert 0.4 < sum(values) / len(values) < 0.6
+    assert sum(v < 0.25 for v in values) in range(50, 101)   # ~75 expected
+
+
+@pytest.mark.parametrize(("n", "fraction", "expected"), [(277, 0.2, 55), (500, 0.2, 100), (300, 0.25, 75),
+                                                          (10, 0.05, 1), (7, 0.0, 0), (3, 0.5, 2)])
+def test_split_dialogues_sizes_are_exact(n, fraction, expected):
+    pool, held_out = split_dialogues([f"id-{i}" for i in range(n)], fraction, seed=0)
+    assert len(held_out) == expected and len(pool) == n - expected
+
+
+def test_split_dialogues_is_deterministic_disjoint_and_order_preserving():
+    pool, held_out = split_dialogues(IDS, 0.2, seed=3)
+    assert (pool, held_out) == split_dialogues(IDS, 0.2, seed=3)
+    assert set(pool).isdisjoint(held_out) and sorted(pool + held_out) == IDS
+    assert pool == sorted(pool) and held_out == sorted(held_out)             # input order kept
+    shuffled_pool, shuffled_eval = split_dialogues(list(reversed(IDS)) + IDS[:5], 0.2, seed=3)  # repeats count once
+    assert set(shuffled_eval) == set(held_out) and set(shuffled_pool) == set(pool)
+    assert set(split_dialogues(IDS, 0.2, seed=4)[1]) != set(held_out)
+
+
+def test_growing_the_file_changes_the_eval_set_only_at_its_boundary():
+    old_ids, new_ids = IDS[:200], IDS[:200] + [f"late-{i}" for i in range(10)]
+    old_eval = [i for i in seeded_order(old_ids, 0, "eval") if i in set(split_dialogues(old_ids, 0.2, 0)[1])]
+    new_eval = set(split_dialogues(new_ids, 0.2, 0)[1])
+    kept = [i for i in old_eval if i in new_eval]
+    assert kept == old_eval[:len(kept)]                      # the old ids still held out are a prefix
+    assert len(kept) >= len(old_eval) - 10                   # at most as many pushed out as ids added
+    assert [i for i in seeded_order(new_ids, 0) if i in set(old_ids)] == seeded_order(old_ids, 0)
+
+
+def test_split_dialogues_rejects_bad_fraction():
+    for fraction in (1.0, -0.1, True, "0.2"):
+        with pytest.raises(ConfigError, match="dataset.eval_fraction"):
+            split_dialogues(IDS, fraction, 0)
+
+
+def test_subsets_have_the_asked_size_and_are_nested():
+    pool = IDS[:260]
+    subsets = {n: subset_conversations(pool, n, seed=0) for n in (50, 100, 250)}
+    assert {n: len(s) for n, s in subsets.items()} == {50: 50, 100: 100, 250: 250}
+    assert set(subsets[50]) < set(subsets[100]) < set(subsets[250]) < set(pool)
+    assert subsets[100] == subset_conversations(pool, 100, seed=0)
+    assert set(subset_conversations(pool, 100, seed=1)) != set(subsets[100])
+    assert sorted(subset_conversations(pool, None, seed=0)) == sorted(pool)
+
+
+def test_subset_errors_name_the_option():
+    with pytest.raises(ConfigError, match=r"dataset.conversations=250 but the training pool has only 212"):
+        subset_conversations(IDS[:212], 250, seed=0)
+    for n in (0, -5, True, 2.5):
+        with pytest.raises(ConfigError, match="dataset.conversations must be null or a positive integer"):
+            subset_conversations(IDS, n, seed=0)
+
+
+def test_conversation_splits_partition_the_ids():
+    plan = SplitPlan(eval_fraction=0.2, val_conversations=10)
+    splits = conversation_splits(IDS, plan)
+    assert (len(splits["test"]), len(splits["validation"]), len(splits["train"])) == (60, 10, 230)
+    assert set(splits["train"]) | set(splits["validation"]) | set(splits["test"]) == set(IDS)
+    assert set(splits["train"]).isdisjoint(splits["validation"]) and set(splits["train"]).isdisjoint(splits["test"])
+    assert set(splits["validation"]).isdisjoint(splits["test"])
+
+
+def test_validation_does_not_depend_on_the_training_subset():
+    base = conversation_splits(IDS, SplitPlan())
+    for plan in (SplitPlan(conversations=50), SplitPlan(conversations=100, subset_seed=7)):
+        splits = conversation_splits(IDS, plan)
+        assert splits["validation"] == base["validation"] and splits["test"] == base["test"]
+        assert set(splits["train"]) <= set(base["train"])
+    fifty, hundred = (set(conversation_splits(IDS, SplitPlan(conversations=n))["train"]) for n in (50, 100))
+    assert fifty < hundred
+
+
+def test_conversation_splits_need_a_training_conversation():
+    with pytest.raises(ConfigError, match="dataset.val_conversations=8 leaves no training conversation"):
+        conversation_splits(IDS[:10], SplitPlan(eval_fraction=0.2, val_conversations=8))
+
+
+def test_split_plan_from_config_and_checks():
+    plan = SplitPlan.from_config(OmegaConf.create({"eval_fraction": 0.1, "conversations": 50, "name": "x"}))
+    assert plan == SplitPlan(eval_fraction=0.1, split_seed=0, val_conversations=10, conversations=50, subset_seed=0)
+    assert SplitPlan.from_config({}) == SplitPlan()
+    with pytest.raises(ConfigError, match="dataset.val_conversations must be an integer >= 0"):
+        SplitPlan(val_conversations=-1)
+    with pytest.raises(ConfigError, match="dataset.split_seed"):
+        SplitPlan(split_seed="0")
+
+
+# --- select_split on Examples -------------------------------------------------------------------------
+
+
+def _examples(n_conversations: int = 20, turns: int = 3) -> list[Example]:
+    return [Example(id=f"c{c}-t{t}", task="toy", context="", history=[Turn("user", f"q{t}")], response="a",
+                    action=Action.ANSWER, goal=["a"], meta={"conversation_id": f"c{c}"})
+            for c in range(n_conversations) for t in range(turns)]
+
+
+def test_select_split_keeps_conversations_whole_and_marks_the_split():
+    examples = _examples()
+    plan = SplitPlan(eval_fraction=0.25, val_conversations=3, conversations=10)
+    chosen = {split: select_split(examples, split, plan) for split in ("train", "validation", "test", "all")}
+    assert {k: len(v) for k, v in chosen.items()} == {"train": 30, "validation": 9, "test": 15, "all": 60}
+    for split, part in chosen.items():
+        assert {e.meta["split"] for e in part} == {split}
+        ids = [e.id for e in part]
+        assert ids == [e.id for e in examples if e.id in set(ids)]              # file order kept
+        conversations = {e.meta["conversation_id"] for e in part}
+        assert len(part) == 3 * len(conversations)                               # whole conversations
+    assert "split" not in examples[0].meta                                      # inputs untouched
+
+
+def test_select_split_errors():
+    examples = _examples()
+    with pytest.raises(ConfigError, match="unknown split 'dev'"):
+        select_split(examples, "dev", SplitPlan())
+    with pytest.raises(ConfigError, match="split 'test' is empty with dataset.eval_fraction"):
+        select_split(examples, "test", SplitPlan(eval_fraction=0.0))
+    with pytest.raises(ConfigError, match="dataset.val_split=null"):
+        select_split(examples, "validation", SplitPlan(val_conversations=0))
+    examples[4].meta.pop("conversation_id")
+    with pytest.raises(DataFormatError, match="Example 'c1-t1' has no meta\\['conversation_id'\\]"):
+        select_split(examples, "train", SplitPlan(val_conversations=2))

@@ -1,0 +1,104 @@
+"""save_policy / load_policy round trips (LoRA adapter and full weights) and their error messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clarifylab.errors import DataFormatError, DataNotFoundError
+from clarifylab.models.loading import load_model_and_tokenizer, prepare_for_training
+from clarifylab.models.policy_io import POLICY_FILENAME, load_policy, save_policy
+from clarifylab.models.spec import LoraSpec, ModelSpec
+
+TEXT = "<|im_start|>user\nwhich company had the highest revenue in 2020 ?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _trained(spec, tmp_path):
+    """A tiny policy whose trainable weights were perturbed (as if trained)."""
+    import torch
+
+    base, tokenizer = load_model_and_tokenizer(spec, tmp_path)
+    model = prepare_for_training(base, spec)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    model.eval()
+    return model, tokenizer
+
+
+def _logits(model, tokenizer):
+    import torch
+
+    with torch.no_grad():
+        return model(**tokenizer([TEXT], return_tensors="pt")).logits
+
+
+def test_lora_policy_round_trip_gives_identical_logits(tmp_path):
+    import torch
+    from peft import PeftModel
+
+    lora = LoraSpec(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    spec = ModelSpec(source="tiny", seed=7, lora=lora)
+    model, tokenizer = _trained(spec, tmp_path)
+    out = save_policy(model, tokenizer, spec, tmp_path / "policy")
+    files = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", POLICY_FILENAME, "tokenizer.json"} <= files
+    assert "model.safetensors" not in files  # only the adapter is stored
+    assert json.loads((out / POLICY_FILENAME).read_text())["weights"] == "lora_adapter"
+
+    loaded, loaded_tok, loaded_spec = load_policy(out, tmp_path)
+    assert loaded_spec == spec and isinstance(loaded, PeftModel)
+    assert loaded_tok(TEXT)["input_ids"] == tokenizer(TEXT)["input_ids"]
+    expected = _logits(model, tokenizer)
+    torch.testing.assert_close(_logits(loaded, loaded_tok), expected, atol=1e-6, rtol=0)
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+    merged, _, _ = load_policy(out, tmp_path, merge=True)
+    assert not isinstance(merged, PeftModel)
+    torch.testing.assert_close(_logits(merged, loaded_tok), expected, atol=1e-5, rtol=0)
+
+    trainable, _, _ = load_policy(out, tmp_path, trainable=True)
+    assert sum(p.numel() for p in trainable.parameters() if p.requires_grad) == 2048
+
+
+def test_full_policy_round_trip_and_overwrite_replaces_the_old_directory(tmp_path):
+    import torch
+
+    spec = ModelSpec(source="tiny", seed=2, lora=None)
+    model, tokenizer = _trained(spec, tmp_path)
+    target = tmp_path / "policy"
+    target.mkdir()
+    (target / "stale.txt").write_text("from an older save")
+    save_policy(model, tokenizer, spec, target)
+    assert not (target / "stale.txt").exists() and (target / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporaries left
+    loaded, loaded_tok, loaded_spec = load_policy(target, tmp_path)
+    assert loaded_spec == spec
+    torch.testing.assert_close(_logits(loaded, loaded_tok), _logits(model, tokenizer), atol=1e-6, rtol=0)
+
+
+def test_failed_save_leaves_no_directory_behind(tmp_path):
+    spec = ModelSpec(source="tiny")
+    model, _ = load_model_and_tokenizer(spec, tmp_path)
+
+    class BrokenTokenizer:
+        def save_pretrained(self, path):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_policy(model, BrokenTokenizer(), spec, tmp_path / "policy")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loading_errors_name_the_file(tmp_path):
+    with pytest.raises(DataNotFoundError, match="clarifylab_policy.json not found"):
+        load_policy(tmp_path, tmp_path)
+    (tmp_path / POLICY_FILENAME).write_text('{"format": 1, "weights": "lora_adapter"}')
+    with pytest.raises(DataFormatError, match=r"clarifylab_policy.json is malformed"):
+        load_policy(tmp_path, tmp_path)
+    (tmp_path / POLICY_FILENAME).write_text(json.dumps({"format": 9, "weights": "full", "spec": {}}))
+    with pytest.raises(DataFormatError, match="unsupported format=9"):
+        load_policy(tmp_path, tmp_path)
