@@ -96,7 +96,7 @@ def served_tiny(tmp_path_factory):
             server.wait(timeout=15)
 
 
-@pytest.mark.slow  # the module's server takes ~8 s to start (~17 s with the model export)
+@pytest.mark.integration  # a real `transformers serve` (~8 s to start, ~17 s with the model export); runs in CI
 def test_chat_completion_returns_text_counts_usage_and_matches_the_local_model(served_tiny):
     base_url, model_dir, startup_s = served_tiny
     print(f"transformers serve answered after {startup_s:.1f} s")
@@ -115,7 +115,7 @@ def test_chat_completion_returns_text_counts_usage_and_matches_the_local_model(s
     assert backend.usage["prompt_tokens"] == local.usage["prompt_tokens"]
 
 
-@pytest.mark.slow  # the module's server takes ~8 s to start (~17 s with the model export)
+@pytest.mark.integration  # a real `transformers serve` (~8 s to start, ~17 s with the model export); runs in CI
 def test_concurrent_requests_return_replies_in_input_order(served_tiny):
     base_url, model_dir, _ = served_tiny
 
@@ -147,7 +147,7 @@ def test_concurrent_requests_return_replies_in_input_order(served_tiny):
     assert concurrent.usage["prompt_tokens"] == sequential.usage["prompt_tokens"]
 
 
-@pytest.mark.slow  # the module's server takes ~8 s to start (~17 s with the model export)
+@pytest.mark.integration  # a real `transformers serve` (~8 s to start, ~17 s with the model export); runs in CI
 def test_cache_in_front_makes_zero_http_requests_on_rerun(served_tiny, tmp_path):
     base_url, model_dir, _ = served_tiny
     backend = OpenAIBackend(base_url, str(model_dir), api_key_env=None)

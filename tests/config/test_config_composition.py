@@ -23,7 +23,8 @@ GROUPS = {
 # options that only make sense together with others
 EXTRA_OVERRIDES = {("student", "hub"): ["student.name_or_path=org/model"],
                    ("student", "local"): ["student.name_or_path=/models/x"],
-                   ("policy", "openai"): ["policy.model=served-model"]}
+                   ("policy", "openai"): ["policy.model=served-model"],
+                   ("trainer", "dpo"): ["trainer.pairs_path=/data/pairs.jsonl"]}
 
 
 def options(group: str) -> list[str]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from clarifylab.data.schema import Action
-from clarifylab.env.action_classifier import ActionClassifier, HeuristicActionClassifier, classify_response
+from clarifylab.env.action_classifier import (
+    ActionClassifier,
+    HeuristicActionClassifier,
+    classify_response,
+    has_question_shape,
+    is_asking,
+    is_title,
+)
 
 C, A = Action.CLARIFY, Action.ANSWER
 
@@ -26,9 +33,52 @@ C, A = Action.CLARIFY, Action.ANSWER
     ("SELECT name FROM singer WHERE country = '?'", A),
     ("Apple", A),
     ("", A),
+    # Gold answers that open with an interrogative/auxiliary word but are no questions (former misfires
+    # on Abg-CoQA and PACIFIC gold responses).
+    ("May 1954", A),
+    ("27 May 2019", A),
+    ("Will and his friends", A),
+    ("When it was almost dark", A),
+    ("Did not", A),
+    ("What Broke My Father's Heart", A),
+    ("when revenue is recognized prior to invoicing", A),
+    ("where future recoverability is uncertain.", A),
+    # Unpunctuated questions keep counting: inversion, wh + auxiliary, second person, bare wh-phrase.
+    ("What year", C),
+    ("What year or after what event", C),
+    ("Is it revenue or profit", C),
+    ("Did the company report it for 2019 or 2020", C),
+    ("What is the segment", C),
+    ("Which year do you mean: 2019 or", C),  # a generation cut off mid-sentence
+    ("Didn\u2019t you mean the 2019 figure", C),
+    ("Which one you need", C),
+    ("How many", C),
 ])
 def test_classify_response(response, expected):
     assert classify_response(response) is expected
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("When it was almost dark", False),     # wh-word + clause, no inversion
+    ("When was it dark", True),              # wh-word + auxiliary
+    ("when revenue is the largest item", False),  # "is the" inside a sentence is statement order
+    ("Is the revenue for 2019", True),       # opening auxiliary + determiner
+    ("Have a look at the table", False),     # opening auxiliary + indefinite article: not a question
+    ("What Broke My Father's Heart?", True),  # a question mark overrides the title rule
+    ("Where war had reigned.", False),       # a full stop ends a statement
+])
+def test_is_asking_rules(sentence, expected):
+    assert is_asking(sentence) is expected
+
+
+def test_question_shape_and_title_helpers():
+    assert has_question_shape([]) is False
+    assert has_question_shape(["revenue", "or", "profit"]) is False  # no opener
+    assert has_question_shape(["which"]) is True  # a bare wh-word
+    assert is_title(["What", "Broke", "My", "Father's", "Heart"]) is True
+    assert is_title(["The", "Bank", "of", "England"]) is True
+    assert is_title(["What", "year"]) is False  # too short and not capitalised
+    assert is_title(["what", "Broke", "Heart"]) is False  # first word lower-case
 
 
 def test_classifier_batch_and_protocol():

@@ -22,10 +22,25 @@ class ActionClassifier(Protocol):
         ...
 
 
-# Words that open a question ("Which year ...", "Do you mean ...", "Could you ...").
-INTERROGATIVE_OPENERS = frozenset(
-    "which what who whom whose when where why how do does did is are was were am can could would will "
-    "should shall may might have has had".split())
+# Question words. Without a '?', an opener alone is weak evidence: gold answers such as "May 1954",
+# "Will and his friends", "Did not" or "When it was almost dark" open with one (see is_asking).
+WH_WORDS = frozenset("which what who whom whose when where why how".split())
+AUXILIARIES = frozenset(
+    "do does did is are was were am can could would will should shall may might must have has had "
+    "don't doesn't didn't isn't aren't wasn't weren't can't couldn't wouldn't won't shouldn't haven't hasn't "
+    "hadn't".split())
+INTERROGATIVE_OPENERS = WH_WORDS | AUXILIARIES
+# Subjects that may follow an inverted auxiliary ("is it", "do you", "did the company"). After an
+# opening auxiliary determiners count too; inside the sentence only pronouns do, because "is the"
+# is ordinary statement word order there ("when revenue is the largest item").
+SUBJECT_PRONOUNS = frozenset("you i we they he she it there".split())
+SUBJECTS = SUBJECT_PRONOUNS | frozenset("this that these those the your my his her their its our".split())
+# Words that, right after a wh-word, start a subordinate clause rather than a wh-phrase:
+# "when it was dark", "how the company ...", "where his ..." (compare "which year", "what metric").
+CLAUSE_STARTERS = SUBJECTS | frozenset("a an".split())
+SECOND_PERSON = frozenset("you your yours yourself you're you'd you'll you've".split())
+# Lower-case words that a title ("What Broke My Father's Heart", "The Bank of England") may contain.
+TITLE_MINOR_WORDS = frozenset("a an the of and or in on at to for by with from as".split())
 # Phrases that ask the user for information wherever they appear, even without a question mark.
 ASKING_PHRASE = re.compile(
     r"\b(?:do|did) you mean\b|\bare you (?:asking|referring|looking)\b"
@@ -38,6 +53,7 @@ ANSWER_MARKER = re.compile(
     re.IGNORECASE)
 NUMBER = re.compile(r"\d")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -45,15 +61,68 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
 
 
+def words_of(sentence: str) -> list[str]:
+    """The sentence's words (letters/digits, with apostrophe contractions), case kept, ``’`` as ``'``."""
+    return [w.replace("\u2019", "'") for w in WORD.findall(sentence)]
+
+
+def is_title(words: Sequence[str]) -> bool:
+    """A name or title: at least three words, each capitalised or a minor word ("of", "the", ...), the
+    first capitalised — e.g. the Abg-CoQA answer "What Broke My Father's Heart"."""
+    return (len(words) >= 3 and words[0][:1].isupper()
+            and all(w[:1].isupper() or w.lower() in TITLE_MINOR_WORDS for w in words))
+
+
+def has_question_shape(words: Sequence[str]) -> bool:
+    """Does an unpunctuated sentence that opens with a question word read as a question?
+
+    ``words`` lower-cased. True for
+
+    1. an inverted yes/no question: an auxiliary followed by a subject ("is it ...", "did the company ...");
+    2. a wh-question with inversion: the wh-word followed by an auxiliary ("what is ...", "when did ...") or,
+       later, an auxiliary followed by a subject pronoun ("which year do you mean");
+    3. a wh-sentence that addresses the user ("what you need ..."): a second-person pronoun;
+    4. a bare wh-phrase ("what year", "which metric: revenue or profit", "how many"): no auxiliary at all
+       and the word after the wh-word does not start a clause.
+
+    False otherwise — in particular for a wh-word opening a subordinate clause without inversion
+    ("when it was almost dark", "where war had reigned", "when revenue is recognized") and for an opener
+    that is not used as one ("May 1954", "Will and his friends", "Did not").
+    """
+    if not words:
+        return False
+    first, second = words[0], (words[1] if len(words) > 1 else None)
+    if first in AUXILIARIES:
+        return second in SUBJECTS
+    if first not in WH_WORDS:
+        return False
+    if second in AUXILIARIES:
+        return True
+    if any(w in AUXILIARIES and nxt in SUBJECT_PRONOUNS for w, nxt in zip(words[1:], words[2:])):
+        return True
+    if any(w in SECOND_PERSON for w in words):
+        return True
+    return not any(w in AUXILIARIES for w in words) and second not in CLAUSE_STARTERS
+
+
 def is_asking(sentence: str) -> bool:
-    """A sentence asks the user something if it ends with ``?``, contains an asking phrase
-    ("do you mean", "could you specify", "please clarify", ...), or opens with an interrogative or
-    auxiliary word and does not end like a statement (``.``/``!``)."""
+    """Does a sentence ask the user something?
+
+    Yes if it ends with ``?`` or contains an asking phrase ("do you mean", "could you specify", "please
+    clarify", ...). Otherwise only a sentence that opens with an interrogative or auxiliary word, does
+    not end like a statement (``.``/``!``), is not a title (:func:`is_title`) and has a question shape
+    (:func:`has_question_shape`) asks — unfinished generations ("Which year do you mean: 2019 or") still
+    count, short answers that merely start with such a word ("May 1954", "When it was almost dark") do not.
+    """
     stripped = sentence.rstrip(" \"'”’)")
     if stripped.endswith("?") or ASKING_PHRASE.search(sentence):
         return True
-    words = re.findall(r"[a-z']+", sentence.lower())
-    return bool(words) and words[0] in INTERROGATIVE_OPENERS and not stripped.endswith((".", "!"))
+    if stripped.endswith((".", "!")):
+        return False
+    words = words_of(sentence)
+    if not words or words[0].lower() not in INTERROGATIVE_OPENERS or is_title(words):
+        return False
+    return has_question_shape([w.lower() for w in words])
 
 
 def classify_response(response: str) -> Action:

@@ -63,6 +63,7 @@ def assistant_spans(
     tokenizer: Any,
     loss_on: str = "all_assistant",
     end_of_turn: str | None = None,
+    label_from_message: int = 0,
 ) -> tuple[str, list[tuple[int, int]]]:
     """Render ``messages`` and find the character spans the loss covers.
 
@@ -72,6 +73,8 @@ def assistant_spans(
         loss_on: ``all_assistant`` (every assistant message) or ``last_assistant`` (the final one only).
         end_of_turn: the text that closes an assistant turn in this template (``<|im_end|>``);
             ``None`` tries ``KNOWN_END_OF_TURN`` and then ``tokenizer.eos_token``.
+        label_from_message: only assistant messages at this index or later are selected; earlier ones
+            are context (a preference pair's prompt may hold assistant turns that must not be scored).
 
     Returns:
         ``(text, spans)``: the rendered conversation and, per selected assistant message in order,
@@ -85,9 +88,11 @@ def assistant_spans(
     """
     if loss_on not in LOSS_ON:
         raise ConfigError(f"trainer.loss_on={loss_on!r} is not one of {list(LOSS_ON)}")
-    assistant_indices = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
+    assistant_indices = [i for i, message in enumerate(messages)
+                         if message["role"] == "assistant" and i >= label_from_message]
     if not assistant_indices:
-        raise DataFormatError("conversation has no assistant message: nothing to train on")
+        where = f" at or after message {label_from_message}" if label_from_message else ""
+        raise DataFormatError(f"conversation has no assistant message{where}: nothing to train on")
     if loss_on == "last_assistant":
         assistant_indices = assistant_indices[-1:]
 
@@ -144,6 +149,7 @@ def tokenize_conversation(
     loss_on: str = "all_assistant",
     truncation: str = "error",
     end_of_turn: str | None = None,
+    label_from_message: int = 0,
 ) -> dict[str, list[int]] | None:
     """Token ids, attention mask and labels of one conversation.
 
@@ -155,6 +161,7 @@ def tokenize_conversation(
         truncation: what to do when the conversation is longer than ``max_length``: ``error`` raises
             :class:`ConversationTooLongError`; ``drop`` returns ``None``. It is never cut.
         end_of_turn: the end-of-turn text (see :func:`assistant_spans`).
+        label_from_message: label only assistant messages from this index on (see :func:`assistant_spans`).
 
     Returns:
         ``{"input_ids", "attention_mask", "labels"}``, lists of equal length ``L <= max_length``;
@@ -167,7 +174,8 @@ def tokenize_conversation(
         raise ConfigError(
             f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} is not a fast tokenizer; assistant-token "
             "masking needs character offsets (load it with use_fast=True)")
-    text, spans = assistant_spans(messages, tokenizer, loss_on=loss_on, end_of_turn=end_of_turn)
+    text, spans = assistant_spans(messages, tokenizer, loss_on=loss_on, end_of_turn=end_of_turn,
+                                  label_from_message=label_from_message)
     # The template text already holds every special token (BOS included), so add none.
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids = list(encoded["input_ids"])
