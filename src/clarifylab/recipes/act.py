@@ -1,0 +1,118 @@
+"""ACT recipe (Chen et al., ICLR 2025, Alg. 2): DPO on Alg. 1 pairs with on-policy replacement.
+
+``run_act(cfg)`` = :func:`~clarifylab.recipes.dpo.run_dpo` with an
+:class:`~clarifylab.training.act_replacer.ACTReplacer` plugged into the module's on-policy hook; the
+checkpoint is selected by ``val/reward_margin`` (as in the paper). A (``cfg.classifier``) and U
+(``cfg.simulator``) come from the top-level config groups; H is the dataset task's heuristic.
+
+Ablations (``cfg.ablation``, conf/ablation/*.yaml):
+
+- ``random_actions: true`` — before training, each pair's winning action is drawn at random
+  (:func:`~clarifylab.generation.act_pairs.randomize_actions`; about half the pairs get their sides and
+  actions swapped); the randomized pairs are written to ``<output_dir>/pairs_random_actions.jsonl`` and
+  Alg. 2 compares A(y) with the random action.
+- ``on_policy: false`` — no replacer: DPO on the Alg. 1 pairs ("w/o on-policy sampling").
+- ``simulation: false`` — sampling without trajectory simulation (see ``act_replacer``).
+
+Config keys read beyond ``run_dpo``'s: ``trainer.{sample_every, sample_prob, threshold, max_turns,
+max_new_tokens, temperature, top_p}``, ``ablation.{random_actions, on_policy, simulation}``,
+``classifier``, ``simulator``, ``dataset`` (pairs without ``meta.example``), ``paths``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from clarifylab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def ablation_switches(cfg: Any) -> dict[str, bool]:
+    """``{"random_actions", "on_policy", "simulation"}`` from ``cfg.ablation`` (defaults: the full method)."""
+    node = cfg.get("ablation") or {}
+    known = {"name", "random_actions", "on_policy", "simulation"}
+    unknown = sorted(set(node) - known)
+    if unknown:
+        raise ConfigError(f"ablation has keys {unknown} that trainer=act does not know; it reads {sorted(known)} "
+                          "(conf/ablation/*.yaml)")
+    return {"random_actions": bool(node.get("random_actions", False)), "on_policy": bool(node.get("on_policy", True)),
+            "simulation": bool(node.get("simulation", True))}
+
+
+def replacer_config(cfg: Any, simulation: bool) -> Any:
+    """The :class:`ACTReplacerConfig` of ``cfg.trainer``."""
+    from clarifylab.training.act_replacer import ACTReplacerConfig
+
+    t = cfg.trainer
+    return ACTReplacerConfig(
+        sample_every=int(t.get("sample_every", 1)), sample_prob=float(t.get("sample_prob", 1.0)),
+        threshold=float(t.get("threshold", 0.9)), max_turns=int(t.get("max_turns", 3)),
+        max_new_tokens=int(t.get("max_new_tokens", 64)), temperature=float(t.get("temperature", 1.0)),
+        top_p=float(t.get("top_p", 1.0)), seed=int(cfg.seed), simulation=simulation,
+        max_length=int(t.max_length), truncation=str(t.get("truncation", "drop")), end_of_turn=t.get("end_of_turn"))
+
+
+def _examples_lookup(cfg: Any) -> dict[str, Any] | None:
+    """id -> Example of the dataset's training split when some training pair lacks ``meta.example``."""
+    from clarifylab.training.preference_data import read_pairs
+
+    if all("example" in pair.meta for pair in read_pairs(cfg.trainer.pairs_path)):
+        return None
+    from clarifylab.data.registry import load_dataset_split
+
+    return {e.id: e for e in load_dataset_split(cfg.dataset, cfg.dataset.train_split, cfg.paths)}
+
+
+def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_options: Any) -> dict[str, float]:
+    """Train a policy with ACT; returns :func:`run_dpo`'s metrics.
+
+    Args:
+        cfg: the composed train config (``trainer=act``).
+        extra_callbacks: Lightning callbacks (tests).
+        replacer_options: extra :class:`ACTReplacer` keyword arguments (``scorer``, ``policy_factory``: tests).
+    """
+    from clarifylab.backends.accounting import UsageMeter
+    from clarifylab.evaluation.components import build_classifier, build_simulator
+    from clarifylab.recipes.dpo import run_dpo
+    from clarifylab.training.act_replacer import ACTReplacer
+
+    switches = ablation_switches(cfg)
+    if cfg.trainer.get("precompute_reference") and switches["on_policy"]:
+        raise ConfigError("trainer.precompute_reference=true with on-policy ACT: replaced sides must be scored live; "
+                          "set trainer.precompute_reference=false (or ablation=no_on_policy)")
+    if switches["random_actions"]:
+        from clarifylab.generation.act_pairs import randomize_actions
+        from clarifylab.training.preference_data import read_pairs, write_pairs
+
+        path = Path(cfg.output_dir) / "pairs_random_actions.jsonl"
+        pairs = randomize_actions(read_pairs(cfg.trainer.pairs_path), int(cfg.seed))
+        write_pairs(path, pairs)
+        log.info("random_actions: %d of %d pairs swapped -> %s", sum(p.meta["random_actions"] for p in pairs),
+                 len(pairs), path)
+        cfg = OmegaConf.merge(cfg, {"trainer": {"pairs_path": str(path)}})
+    if not switches["on_policy"]:
+        return run_dpo(cfg, extra_callbacks=extra_callbacks)
+
+    meter = UsageMeter()
+    classifier = build_classifier(cfg, meter)
+    simulator = build_simulator(cfg, meter)
+    examples = _examples_lookup(cfg)
+    settings = replacer_config(cfg, switches["simulation"])
+    replacers: list[ACTReplacer] = []
+
+    def factory(tokenizer: Any) -> ACTReplacer:
+        replacer = ACTReplacer(tokenizer, classifier, simulator, settings, examples=examples, **replacer_options)
+        replacers.append(replacer)
+        return replacer
+
+    result = run_dpo(cfg, extra_callbacks=extra_callbacks, replacer_factory=factory)
+    for replacer in replacers:
+        totals = dict(replacer.totals)
+        log.info("ACT replacement counts: %s", totals)
+        result.update({f"act/{branch}": float(count) for branch, count in totals.items()})
+    return result
