@@ -14,17 +14,15 @@ on-policy hook (ACT Alg. 2) can read a pair's prompt/meta, replace a side and re
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
-from clarifylab.errors import ConfigError, DataFormatError, DataNotFoundError
-from clarifylab.io import atomic_open
+from clarifylab.errors import ConfigError, DataFormatError
+from clarifylab.data.jsonl import read_records, write_records
 from clarifylab.training.chat_tokenize import ConversationTooLongError, tokenize_conversation
 from clarifylab.training.collate import RightPadCollator
 
@@ -122,12 +120,7 @@ class PreferencePair:
 
 def write_pairs(path: str | os.PathLike[str], pairs: Iterable[PreferencePair]) -> int:
     """Write pairs to ``path`` as JSONL, atomically; returns the number written."""
-    count = 0
-    with atomic_open(path) as handle:
-        for pair in pairs:
-            handle.write(json.dumps(pair.to_dict(), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    return write_records(path, (pair.to_dict() for pair in pairs))
 
 
 def read_pairs(path: str | os.PathLike[str]) -> list[PreferencePair]:
@@ -137,32 +130,16 @@ def read_pairs(path: str | os.PathLike[str]) -> list[PreferencePair]:
         DataNotFoundError: no such file.
         DataFormatError: a line that is not JSON, not a valid pair, or repeats an earlier id (names file and line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"{path}: no such pairs file. Build it with `python generate.py task=...` "
-                                "(e.g. ACT contrastive pairs) or point trainer.pairs_path at it.")
+    hint = ("Build it with `python generate.py task=...` (e.g. ACT contrastive pairs) or point trainer.pairs_path "
+            "at it.")
     pairs: list[PreferencePair] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(f"{path}:{line_number}: not valid JSON ({error.msg} at column {error.colno})") \
-                    from error
-            if not isinstance(record, dict):
-                raise DataFormatError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
-            try:
-                pair = PreferencePair.from_dict(record)
-            except (TypeError, ValueError) as error:
-                raise DataFormatError(f"{path}:{line_number}: not a valid preference pair: {error}") from error
-            if pair.id in seen:
-                raise DataFormatError(f"{path}:{line_number}: pair id {pair.id!r} already used on line "
-                                      f"{seen[pair.id]}; ids must be unique")
-            seen[pair.id] = line_number
-            pairs.append(pair)
+    for line_number, pair in read_records(path, PreferencePair.from_dict, "preference pair", hint):
+        if pair.id in seen:
+            raise DataFormatError(f"{path}:{line_number}: pair id {pair.id!r} already used on line "
+                                  f"{seen[pair.id]}; ids must be unique")
+        seen[pair.id] = line_number
+        pairs.append(pair)
     return pairs
 
 
