@@ -58,6 +58,9 @@ def _resume_path(cfg: Any) -> str | None:
     resume = cfg.get("resume")
     if not resume:
         return None
+    if Path(resume).is_dir():
+        raise ConfigError(f"resume={resume!r} is a DeepSpeed checkpoint directory; resuming hardware=deepspeed_* runs "
+                          "is not supported yet: rerun with hardware=cpu|gpu|ddp, or start the DeepSpeed run afresh")
     if not Path(resume).is_file():
         raise ConfigError(f"resume={resume!r} is not a file: pass a Lightning checkpoint, e.g. "
                           "<previous run dir>/checkpoints/last.ckpt")
