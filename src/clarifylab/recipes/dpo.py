@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from clarifylab.errors import ConfigError
-from clarifylab.recipes.sft import _NOT_RESUMABLE_WARNING, _load_trainable_weights, _resume_path
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +104,13 @@ def run_dpo(cfg: Any, extra_callbacks: list[Any] | None = None,
         best_checkpoint_path,
         best_score,
         build_loggers,
+        NOT_RESUMABLE_WARNING,
         build_trainer,
         checkpoint_callbacks,
         config_as_dict,
+        load_trainable_weights,
+        policy_source,
+        resume_checkpoint_path,
     )
     from clarifylab.training.preference_data import pad_token_id_of
     from clarifylab.training.preference_datamodule import PreferenceDataModule
@@ -115,10 +118,8 @@ def run_dpo(cfg: Any, extra_callbacks: list[Any] | None = None,
 
     t = cfg.trainer
     output_dir = Path(cfg.output_dir)
-    resume = _resume_path(cfg)
-    policy_from = t.get("policy_from", "best")
-    if policy_from not in ("last", "best"):
-        raise ConfigError(f"trainer.policy_from={policy_from!r} is not one of ['last', 'best']")
+    resume = resume_checkpoint_path(cfg)
+    policy_from = policy_source(t, default="best")
     pl.seed_everything(cfg.seed, workers=True)
 
     model, tokenizer, spec, from_init_policy = load_initial_policy(cfg)
@@ -147,7 +148,7 @@ def run_dpo(cfg: Any, extra_callbacks: list[Any] | None = None,
     trainer = build_trainer(cfg, callbacks, loggers, has_validation)
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_NOT_RESUMABLE_WARNING)
+        warnings.filterwarnings("ignore", message=NOT_RESUMABLE_WARNING)
         warnings.filterwarnings("ignore", message=_EVAL_MODE_WARNING)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     last_train_loss = float(trainer.callback_metrics.get("train/loss", math.nan))
@@ -164,7 +165,7 @@ def run_dpo(cfg: Any, extra_callbacks: list[Any] | None = None,
     best_margin = max(scores) if scores else math.nan
     best_path = best_checkpoint_path(callbacks)
     if policy_from == "best" and best_path and best_score(callbacks) > final_margin:
-        _load_trainable_weights(module, best_path)
+        load_trainable_weights(module, best_path)
     policy_dir = output_dir / "policy"
     if trainer.is_global_zero:
         policy = module.model

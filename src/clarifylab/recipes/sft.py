@@ -19,13 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from clarifylab.data.schema import Example
-from clarifylab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Lightning warns that a mid-epoch resume replays the epoch unless the *dataloader* is stateful; the
-# SFT DataModule restores the data position itself (see training/sft_data.py), so the warning is wrong here.
-_NOT_RESUMABLE_WARNING = r"You're resuming from a checkpoint that ended before the epoch ended"
 
 
 def pick_sample_examples(examples: list[Example], n: int) -> list[Example]:
@@ -54,19 +50,6 @@ def _load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
     return train, val
 
 
-def _resume_path(cfg: Any) -> str | None:
-    resume = cfg.get("resume")
-    if not resume:
-        return None
-    if Path(resume).is_dir():
-        raise ConfigError(f"resume={resume!r} is a DeepSpeed checkpoint directory; resuming hardware=deepspeed_* runs "
-                          "is not supported yet: rerun with hardware=cpu|gpu|ddp, or start the DeepSpeed run afresh")
-    if not Path(resume).is_file():
-        raise ConfigError(f"resume={resume!r} is not a file: pass a Lightning checkpoint, e.g. "
-                          "<previous run dir>/checkpoints/last.ckpt")
-    return str(resume)
-
-
 def run_sft(cfg: Any, extra_callbacks: list[Any] | None = None) -> dict[str, float]:
     """Fine-tune ``cfg.student`` on the gold conversations of ``cfg.dataset``; return the run's metrics.
 
@@ -89,6 +72,10 @@ def run_sft(cfg: Any, extra_callbacks: list[Any] | None = None) -> dict[str, flo
         build_trainer,
         checkpoint_callbacks,
         config_as_dict,
+        NOT_RESUMABLE_WARNING,
+        load_trainable_weights,
+        policy_source,
+        resume_checkpoint_path,
     )
     from clarifylab.training.sample_generations import SampleGenerationsCallback
     from clarifylab.training.sft_data import SFTDataModule
@@ -96,10 +83,8 @@ def run_sft(cfg: Any, extra_callbacks: list[Any] | None = None) -> dict[str, flo
 
     t = cfg.trainer
     output_dir = Path(cfg.output_dir)
-    resume = _resume_path(cfg)
-    policy_from = t.get("policy_from", "last")
-    if policy_from not in ("last", "best"):
-        raise ConfigError(f"trainer.policy_from={policy_from!r} is not one of ['last', 'best']")
+    resume = resume_checkpoint_path(cfg)
+    policy_from = policy_source(t, default="last")
     pl.seed_everything(cfg.seed, workers=True)
 
     spec = instantiate(cfg.student, _convert_="all")
@@ -135,7 +120,7 @@ def run_sft(cfg: Any, extra_callbacks: list[Any] | None = None) -> dict[str, flo
     trainer = build_trainer(cfg, callbacks, loggers, has_validation)
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_NOT_RESUMABLE_WARNING)
+        warnings.filterwarnings("ignore", message=NOT_RESUMABLE_WARNING)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     last_train_loss = float(trainer.callback_metrics.get("train/loss", math.nan))
     if has_validation and module.last_validated_step != trainer.global_step:
@@ -147,7 +132,7 @@ def run_sft(cfg: Any, extra_callbacks: list[Any] | None = None) -> dict[str, flo
     best_val = min(scores) if scores else math.nan
     best_path = best_checkpoint_path(callbacks)
     if policy_from == "best" and best_path and best_score(callbacks) < final_val:
-        _load_trainable_weights(module, best_path)
+        load_trainable_weights(module, best_path)
     policy_dir = output_dir / "policy"
     if trainer.is_global_zero:
         save_policy(module.model, tokenizer, spec, policy_dir)
@@ -168,13 +153,3 @@ def run_sft(cfg: Any, extra_callbacks: list[Any] | None = None) -> dict[str, flo
             print(f"[sft] {type(logger).__name__:<11} -> {getattr(logger, 'log_dir', None) or logger.save_dir}")
         print("[sft] " + "  ".join(f"{key}={value:.4g}" for key, value in result.items()))
     return result
-
-
-def _load_trainable_weights(module: Any, checkpoint_path: str) -> None:
-    """Put the (trainable) weights of a checkpoint written by this recipe into ``module``."""
-    import torch
-
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
-    _, unexpected = module.load_state_dict(state, strict=False)
-    if unexpected:
-        raise ConfigError(f"{checkpoint_path} holds weights this model lacks: {unexpected[:3]}")

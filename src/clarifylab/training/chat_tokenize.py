@@ -221,12 +221,21 @@ def tokenize_conversations(
             dropped.append(name)
         else:
             features.append(feature)
-    if conversations and not features:
-        raise ConversationTooLongError(f"every one of the {len(conversations)} {what} is longer than "
+    report_dropped(len(conversations), dropped, what, max_length)
+    return features
+
+
+def report_dropped(total: int, dropped: Sequence[str], what: str, max_length: int) -> None:
+    """Warn (log + ``UserWarning``) about items dropped for exceeding ``max_length``; raise when all were.
+
+    Args:
+        total: how many items there were; dropped: the ids of those dropped; what: their name ("pairs").
+    """
+    if total and len(dropped) == total:
+        raise ConversationTooLongError(f"every one of the {total} {what} is longer than "
                                        f"trainer.max_length={max_length} tokens: raise trainer.max_length")
     if dropped:
-        message = (f"dropped {len(dropped)} of {len(conversations)} {what} longer than trainer.max_length="
-                   f"{max_length} tokens (first: {dropped[:5]}); raise trainer.max_length to keep them")
+        message = (f"dropped {len(dropped)} of {total} {what} longer than trainer.max_length="
+                   f"{max_length} tokens (first: {list(dropped[:5])}); raise trainer.max_length to keep them")
         log.warning(message)
-        warnings.warn(message, stacklevel=2)
-    return features
+        warnings.warn(message, stacklevel=3)

@@ -16,6 +16,9 @@ from clarifylab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.ckpt"
+# Lightning warns that a mid-epoch resume replays the epoch unless the *dataloader* is stateful; our
+# DataModules restore the data position themselves (training/sft_data.py), so the warning is wrong here.
+NOT_RESUMABLE_WARNING = r"You're resuming from a checkpoint that ended before the epoch ended"
 
 
 def config_as_dict(cfg: Any) -> dict[str, Any]:
@@ -141,3 +144,35 @@ def best_checkpoint_path(callbacks: list[Callback]) -> str | None:
         if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path:
             return callback.best_model_path
     return None
+
+
+def resume_checkpoint_path(cfg: Any) -> str | None:
+    """The checkpoint ``cfg.resume`` names (None when unset), checked to be a Lightning checkpoint file."""
+    resume = cfg.get("resume")
+    if not resume:
+        return None
+    if Path(resume).is_dir():
+        raise ConfigError(f"resume={resume!r} is a DeepSpeed checkpoint directory; resuming hardware=deepspeed_* runs "
+                          "is not supported yet: rerun with hardware=cpu|gpu|ddp, or start the DeepSpeed run afresh")
+    if not Path(resume).is_file():
+        raise ConfigError(f"resume={resume!r} is not a file: pass a Lightning checkpoint, e.g. "
+                          "<previous run dir>/checkpoints/last.ckpt")
+    return str(resume)
+
+
+def policy_source(trainer_cfg: Any, default: str) -> str:
+    """``trainer.policy_from``: which weights a recipe saves as its policy (``last`` or ``best``)."""
+    policy_from = trainer_cfg.get("policy_from", default)
+    if policy_from not in ("last", "best"):
+        raise ConfigError(f"trainer.policy_from={policy_from!r} is not one of ['last', 'best']")
+    return policy_from
+
+
+def load_trainable_weights(module: Any, checkpoint_path: str) -> None:
+    """Put the (trainable) weights of a checkpoint written by a ClarifyLab recipe into ``module``."""
+    import torch
+
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+    _, unexpected = module.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ConfigError(f"{checkpoint_path} holds weights this model lacks: {unexpected[:3]}")

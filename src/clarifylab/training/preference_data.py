@@ -23,7 +23,7 @@ from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
 from clarifylab.errors import ConfigError, DataFormatError
 from clarifylab.data.jsonl import read_records, write_records
-from clarifylab.training.chat_tokenize import ConversationTooLongError, tokenize_conversation
+from clarifylab.training.chat_tokenize import ConversationTooLongError, report_dropped, tokenize_conversation
 from clarifylab.training.collate import RightPadCollator
 
 if TYPE_CHECKING:
@@ -213,22 +213,12 @@ def tokenize_pair(pair: PreferencePair, tokenizer: Any, max_length: int, truncat
 
 def tokenize_pairs(pairs: Sequence[PreferencePair], tokenizer: Any, max_length: int, truncation: str = "drop",
                    end_of_turn: str | None = None, what: str = "pairs") -> list[TokenizedPair]:
-    """:func:`tokenize_pair` over many pairs; dropped pairs are counted and warned about."""
-    import logging
-    import warnings
-
+    """:func:`tokenize_pair` over many pairs; dropped pairs (a side too long) are counted and warned about."""
     kept, dropped = [], []
     for pair in pairs:
         tokenized = tokenize_pair(pair, tokenizer, max_length, truncation, end_of_turn)
         (dropped.append(pair.id) if tokenized is None else kept.append(tokenized))
-    if pairs and not kept:
-        raise ConversationTooLongError(f"every one of the {len(pairs)} {what} has a side longer than "
-                                       f"trainer.max_length={max_length} tokens: raise trainer.max_length")
-    if dropped:
-        message = (f"dropped {len(dropped)} of {len(pairs)} {what} with a side longer than trainer.max_length="
-                   f"{max_length} tokens (first: {dropped[:5]}); raise trainer.max_length to keep them")
-        logging.getLogger(__name__).warning(message)
-        warnings.warn(message, stacklevel=2)
+    report_dropped(len(pairs), dropped, what, max_length)
     return kept
 
 
