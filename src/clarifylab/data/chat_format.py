@@ -26,6 +26,15 @@ TASK_INSTRUCTIONS: dict[str, str] = {
         "from the table or text (several items separated by commas), or for a calculation the expression, "
         "' = ' and the result, followed by its scale (thousand, million, billion or %)."
     ),
+    "tatqa": (
+        "You answer questions about the financial table and text below. Reply with the answer only: the words "
+        "copied from the table or text (several items separated by commas), or for a calculation the expression, "
+        "' = ' and the result, followed by its scale (thousand, million, billion or %)."
+    ),
+    "wtq": (
+        "You answer questions about the table below. Reply with the answer only: the value or values from the "
+        "table (several values separated by commas), or the number the question asks for."
+    ),
 }
 
 

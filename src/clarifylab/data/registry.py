@@ -39,10 +39,37 @@ def _load_abg_coqa(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
     return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
 
 
+def _load_tatqa(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
+    from clarifylab.data.loaders.tatqa import load_tatqa
+    from clarifylab.data.splits import SplitPlan, select_split
+
+    examples = load_tatqa(dataset_cfg.path, max_context_chars=dataset_cfg.get("max_context_chars"))
+    return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
+
+
+def _load_wtq(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
+    from clarifylab.data.loaders.wtq import DEFAULT_TSV, load_wtq
+    from clarifylab.data.splits import SplitPlan, select_split
+
+    examples = load_wtq(dataset_cfg.dir, dataset_cfg.get("tsv") or DEFAULT_TSV,
+                        max_context_chars=dataset_cfg.get("max_context_chars"))
+    return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
+
+
+def _load_ambigsql(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
+    from clarifylab.data.loaders.spider import load_ambigsql_split
+
+    return load_ambigsql_split(dataset_cfg.dir, split, dataset_cfg.get("conversations") if split == "train" else None,
+                               int(dataset_cfg.get("subset_seed", 0)))
+
+
 LOADERS: dict[str, Callable[[Any, str, Any], list[Example]]] = {
     "synthetic_tables": _load_synthetic_tables,
     "pacific": _load_pacific,
     "abg_coqa": _load_abg_coqa,
+    "tatqa": _load_tatqa,
+    "wtq": _load_wtq,
+    "ambigsql": _load_ambigsql,
 }
 
 

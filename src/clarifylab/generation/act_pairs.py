@@ -165,12 +165,6 @@ def build_act_pairs(examples: Sequence[Example], generator: ChatBackend, *, para
     return pairs, counts
 
 
-def _plain(node: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
 def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mapping[str, Any],
                        classifier: Mapping[str, Any], paths: Mapping[str, Any], splits: Sequence[str] = ("train",),
                        pseudo_labels: bool = False, random_actions: bool = False, k: int = 4,
@@ -197,22 +191,18 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
     from omegaconf import OmegaConf
 
     from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.backends.factory import build_backend
     from clarifylab.data.registry import load_dataset_split
     from clarifylab.evaluation.components import build_classifier
+    from clarifylab.generation.teacher_nodes import build_teacher, plain
     from clarifylab.io import write_json
     from clarifylab.training.preference_data import write_pairs
 
-    dataset, teacher, classifier, paths = (_plain(node) for node in (dataset, teacher, classifier, paths))
+    dataset, classifier, paths = (plain(node) for node in (dataset, classifier, paths))
+    meter = None
     if generator is None:
-        if not isinstance(teacher, Mapping) or "kind" not in teacher:
-            raise ConfigError("task=act_pairs needs a conditional generation model M: choose a teacher backend, e.g. "
-                              "`python generate.py task=act_pairs teacher@task.teacher=smollm2` (conf/teacher/*.yaml "
-                              f"with kind: transformers | openai); got teacher={teacher!r}")
         meter = UsageMeter()
-        generator = meter.track("teacher", build_backend(teacher, paths["cache_dir"]), cost=teacher.get("cost"))
-    else:
-        meter = None
+        generator = build_teacher(teacher, paths["cache_dir"], meter, "teacher",
+                                  "python generate.py task=act_pairs teacher@task.teacher=smollm2")
     labeller = None
     if pseudo_labels:
         labeller = build_classifier(OmegaConf.create({"classifier": classifier, "dataset": dataset, "paths": paths,

@@ -20,6 +20,9 @@ abg_coqa            cosine similarity of all-MiniLM-L6-v2 embeddings (one batche
 ambigsql            Spider execution match on ``<data_dir>/spider/database/<db_id>/<db_id>.sqlite`` of the
                     SQL extracted from the response (:func:`extract_sql`); 0 when the reference is not a
                     query (a gold clarifying question at the turn level).
+tatqa               as pacific (TAT-QA is PACIFIC's source: same answer fields and metric).
+wtq                 denotation accuracy (:func:`~clarifylab.metrics.wtq_denotation.denotation_match`) against
+                    ``meta["target_values"]`` (every target value, any order), else the reference itself.
 ==================  ==================================================================================
 
 Entry points: :func:`score_outcomes` (trajectory outcome vs the goal of its interpretation),
@@ -300,11 +303,34 @@ class ExecutionMatchHeuristic:
 
 # --------------------------------------------------------------------------------------------- registry
 
+# --------------------------------------------------------------------------------------------- WikiTableQuestions
+
+
+class WtqHeuristic:
+    """WTQ denotation accuracy: the response's values equal the gold target values as a set."""
+
+    name = "denotation_accuracy"
+
+    def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              examples: Sequence[Example]) -> list[float]:
+        from clarifylab.metrics.wtq_denotation import denotation_match
+
+        _check_aligned(predictions, references, examples)
+        scores = []
+        for prediction, refs, example in zip(predictions, references, examples):
+            targets = example.meta.get("target_values")  # WTQ examples have one goal: all their target values
+            golds = [list(targets)] if targets else [[ref] for ref in refs]
+            scores.append(max(denotation_match(prediction, gold) for gold in golds))
+        return scores
+
+
 HEURISTICS: dict[str, Callable[..., TaskHeuristic]] = {
     "synthetic_tables": lambda **options: SyntheticTablesHeuristic(),
     "pacific": lambda **options: PacificHeuristic(),
     "abg_coqa": lambda similarity=None, **options: EmbeddingSimilarityHeuristic(similarity),
     "ambigsql": lambda data_dir=None, **options: ExecutionMatchHeuristic(data_dir),
+    "tatqa": lambda **options: PacificHeuristic(),
+    "wtq": lambda **options: WtqHeuristic(),
 }
 """Task name -> factory taking keyword options (``data_dir`` for ambigsql, ``similarity`` for abg_coqa;
 others are ignored)."""
