@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import os
 import re
 import subprocess
@@ -51,6 +52,14 @@ def test_act_on_two_ddp_processes(tmp_path):
     assert len(totals) == 2, output[-3000:]
     for counts in totals:
         assert sum(counts.values()) == 4 and counts["not_sampled"] == 0
+
+    # each rank sampled its own shard with its own seed: disjoint pairs, different texts
+    samples = {rank: [json.loads(line) for line in (run_dir / "act_samples" / f"rank{rank}.jsonl").open()]
+               for rank in (0, 1)}
+    ids = {rank: {record["pair_id"] for record in records} for rank, records in samples.items()}
+    assert len(ids[0]) == len(ids[1]) == 4 and not ids[0] & ids[1]
+    assert all(record["rank"] == rank for rank, records in samples.items() for record in records)
+    assert [r["sample"] for r in samples[0]] != [r["sample"] for r in samples[1]]
 
     (metrics_file,) = (run_dir / "csv").rglob("metrics.csv")
     with metrics_file.open() as handle:

@@ -4,6 +4,8 @@ schedule, re-tokenization, logging and the per-rank generate-call count."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from clarifylab.backends.base import SamplingParams
@@ -148,7 +150,8 @@ class FakeModule:
 
 
 @pytest.mark.parametrize(("rank", "world", "generate_calls"), [(0, 1, 2), (1, 2, 3)])
-def test_call_retokenizes_logs_and_pads_generate_calls_across_ranks(examples, pairs, rank, world, generate_calls):
+def test_call_retokenizes_logs_and_pads_generate_calls_across_ranks(examples, pairs, rank, world, generate_calls,
+                                                                     tmp_path):
     _, tokenizer = build_tiny_model_and_tokenizer(seed=0)
     policies = []
 
@@ -157,7 +160,8 @@ def test_call_retokenizes_logs_and_pads_generate_calls_across_ranks(examples, pa
         return policies[-1]
 
     replacer = ACTReplacer(tokenizer, HeuristicActionClassifier(), OracleUserSimulator(),
-                           ACTReplacerConfig(max_turns=3, seed=5, sample_every=2), policy_factory=factory)
+                           ACTReplacerConfig(max_turns=3, seed=5, sample_every=2), policy_factory=factory,
+                           samples_dir=str(tmp_path / "samples"))
     batch = PreferenceCollator(tokenizer.pad_token_id)([tokenize_pair(p, tokenizer, 512) for p in pairs])
     module = FakeModule(FakeTrainer(rank, world))
     out = replacer(module, batch)
@@ -175,3 +179,9 @@ def test_call_retokenizes_logs_and_pads_generate_calls_across_ranks(examples, pa
     # call 1 is not sampled (sample_every=2): the batch comes back untouched
     assert replacer(module, batch) is batch and module.logged["act/not_sampled"] == 4 and len(policies) == 1
     assert replacer.totals["not_sampled"] == 4 and replacer.totals["good_trajectory"] == 2
+    # the samples log: one line per pair of the sampled call only, in this rank's file
+    logged = [json.loads(line) for line in (tmp_path / "samples" / f"rank{rank}.jsonl").open()]
+    assert [(r["call"], r["rank"], r["pair_id"], r["branch"]) for r in logged] == [
+        (0, rank, p.id, p.meta["act_branch"]) for p in out.pairs]
+    assert [r["sample"] for r in logged] == [p.meta["act_sample"] for p in out.pairs]
+    assert [r["sample_action"] != r["gold_action"] for r in logged] == [True, False, False, False]  # wrong_action first

@@ -86,3 +86,22 @@ def test_concatenated_forward_runs_once_over_2b_rows_and_equals_separate_forward
     assert scored.chosen_tokens.tolist() == [3, 2] and scored.rejected_tokens.tolist() == [6, 2]
     with pytest.raises(ValueError, match="rejected rows"):
         concatenated_forward(model, chosen, side([[2, 3, 3]], [1]), pad_token_id=1)
+
+
+def test_only_the_logits_from_the_first_scored_position_on_are_computed():
+    from clarifylab.training.logprobs import first_scored_position
+
+    assert first_scored_position(torch.tensor([[X, X, X, 5, 6], [X, X, 4, 5, X]])) == 1
+    assert first_scored_position(torch.tensor([[X, 7], [X, X]])) == 0
+    assert first_scored_position(torch.tensor([[X, X]])) == 0  # nothing scored: keep everything
+    model, _ = build_tiny_model_and_tokenizer(seed=0)
+    chosen = side([[2, 10, 11, 12, 13, 3], [2, 10, 19, 20, 13, 3]], [4, 3])
+    rejected = side([[2, 10, 11, 12, 14, 15, 3], [2, 10, 19, 20, 18, 3]], [5, 4])
+    kept = []
+    model.register_forward_hook(lambda module, args, kwargs, output: kept.append(
+        (kwargs.get("logits_to_keep"), tuple(output.logits.shape))), with_kwargs=True)
+    scored = concatenated_forward(model, chosen, rejected, pad_token_id=1)
+    assert kept == [(5, (4, 5, model.config.vocab_size))]  # positions 2..6 of 7: the first label sits at 3
+    for batch, logps in ((chosen, scored.chosen_logps), (rejected, scored.rejected_logps)):
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        assert torch.allclose(logps, sequence_logprobs(full, batch["labels"])[0], atol=1e-5)

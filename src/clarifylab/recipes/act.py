@@ -15,7 +15,7 @@ Ablations (``cfg.ablation``, conf/ablation/*.yaml):
 - ``simulation: false`` — sampling without trajectory simulation (see ``act_replacer``).
 
 Config keys read beyond ``run_dpo``'s: ``trainer.{sample_every, sample_prob, threshold, max_turns,
-max_new_tokens, temperature, top_p}``, ``ablation.{random_actions, on_policy, simulation}``,
+max_new_tokens, temperature, top_p, log_samples}``, ``ablation.{random_actions, on_policy, simulation}``,
 ``classifier``, ``simulator``, ``dataset`` (pairs without ``meta.example``), ``paths``.
 """
 
@@ -106,7 +106,9 @@ def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_optio
     replacers: list[ACTReplacer] = []
 
     def factory(tokenizer: Any) -> ACTReplacer:
-        replacer = ACTReplacer(tokenizer, classifier, simulator, settings, examples=examples, **replacer_options)
+        samples_dir = str(Path(cfg.output_dir) / "act_samples") if cfg.trainer.get("log_samples", True) else None
+        replacer = ACTReplacer(tokenizer, classifier, simulator, settings, examples=examples, samples_dir=samples_dir,
+                               **replacer_options)
         replacers.append(replacer)
         return replacer
 

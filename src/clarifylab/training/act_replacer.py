@@ -159,6 +159,9 @@ class ACTReplacer:
         examples: id -> Example for pairs without ``meta.example``.
         policy_factory: ``(module, batch_size) -> ChatBackend`` over the current policy (default: a
             :class:`TransformersBackend` on ``module.model`` generating the whole shard in one call).
+        samples_dir: when given, every sampled batch appends one JSON line per pair to
+            ``<samples_dir>/rank<r>.jsonl`` (``call, rank, pair_id, sample, sample_action, gold_action, branch,
+            score``): what the policy wrote on-policy and what Alg. 2 did with it, per rank.
 
     Attributes:
         totals: cumulative count per branch (:data:`BRANCHES`) over the run.
@@ -168,7 +171,8 @@ class ACTReplacer:
     def __init__(self, tokenizer: Any, classifier: ActionClassifier, simulator: UserSimulator,
                  config: ACTReplacerConfig, scorer: Scorer | None = None,
                  examples: Mapping[str, Example] | None = None,
-                 policy_factory: Callable[[Any, int], ChatBackend] | None = None) -> None:
+                 policy_factory: Callable[[Any, int], ChatBackend] | None = None,
+                 samples_dir: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.classifier = classifier
         self.simulator = simulator
@@ -177,6 +181,7 @@ class ACTReplacer:
         self.examples = examples
         self.policy_factory = policy_factory or (lambda module, size: _transformers_policy(module, tokenizer, size))
         self.collator = PreferenceCollator(pad_token_id_of(tokenizer)) if tokenizer is not None else None
+        self.samples_dir = samples_dir
         self.calls = 0
         self.totals: Counter[str] = Counter({branch: 0 for branch in BRANCHES})
         self.last: dict[str, int] = {}
@@ -252,8 +257,9 @@ class ACTReplacer:
                     scores[i] = value
                     branches[i] = "good_answer" if value >= c.threshold else "bad_answer"
         new_pairs = []
-        for pair, branch, continuation, score in zip(pairs, branches, continuations, scores):
-            meta = {"act_branch": branch, "act_score": score}
+        for pair, branch, continuation, score, sample, action in zip(pairs, branches, continuations, scores, samples,
+                                                                     actions):
+            meta = {"act_branch": branch, "act_score": score, "act_sample": sample, "act_sample_action": action.value}
             if branch in ("good_trajectory", "right_clarify", "good_answer"):
                 new_pairs.append(pair.with_sides(chosen=continuation, **meta))
             else:
@@ -280,6 +286,8 @@ class ACTReplacer:
             while policy.calls < self.config.max_turns:
                 policy.complete([batch.pairs[0].prompt], filler)
         counts.update(branches)
+        if self.samples_dir is not None:
+            self._write_samples(call, rank, new_pairs)
         items = []
         for old, new in zip(batch.pairs, new_pairs):
             tokenized = tokenize_pair(new, self.tokenizer, self.config.max_length, self.config.truncation,
@@ -291,6 +299,19 @@ class ACTReplacer:
             items.append(tokenized)
         self._log(module, counts, [s for s in scores if s is not None], len(batch))
         return self.collator(items)
+
+    def _write_samples(self, call: int, rank: int, pairs: Sequence[PreferencePair]) -> None:
+        import json
+        from pathlib import Path
+
+        path = Path(self.samples_dir) / f"rank{rank}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            for pair in pairs:
+                m = pair.meta
+                handle.write(json.dumps({"call": call, "rank": rank, "pair_id": pair.id, "sample": m["act_sample"],
+                                         "sample_action": m["act_sample_action"], "gold_action": m.get("action"),
+                                         "branch": m["act_branch"], "score": m["act_score"]}) + "\n")
 
     def _log(self, module: Any, counts: Counter[str], scores: list[float], size: int) -> None:
         self.totals.update(counts)

@@ -94,6 +94,25 @@ def concatenated_forward(model: Any, chosen: Batch, rejected: Batch, pad_token_i
     length = max(chosen["input_ids"].shape[1], rejected["input_ids"].shape[1])
     chosen, rejected = (pad_batch_to_length(side, length, pad_token_id) for side in (chosen, rejected))
     both = {key: torch.cat([chosen[key], rejected[key]], dim=0) for key in ("input_ids", "attention_mask", "labels")}
-    logits = model(input_ids=both["input_ids"], attention_mask=both["attention_mask"], use_cache=False).logits
-    logps, n_tokens = sequence_logprobs(logits, both["labels"])
+    start = first_scored_position(both["labels"])
+    logits = model(input_ids=both["input_ids"], attention_mask=both["attention_mask"], use_cache=False,
+                   logits_to_keep=length - start).logits  # (2B, T - start, V)
+    logps, n_tokens = sequence_logprobs(logits, both["labels"][:, start:])
     return PairLogps(logps[:size], logps[size:], n_tokens[:size], n_tokens[size:])
+
+
+def first_scored_position(labels: torch.Tensor) -> int:
+    """The first position whose logits are needed: one before the earliest labelled token of any row.
+
+    Prompts are long and continuations short, so asking the model for the logits of positions
+    ``start .. T-1`` only (``logits_to_keep = T - start``) skips most of the ``V``-wide output layer and its
+    ``(2B, T, V)`` activation; the log-probs are unchanged (positions before ``start`` score no label).
+
+    Args:
+        labels: ``(B, T)`` int64, ``IGNORE_INDEX`` outside the continuations.
+
+    Returns:
+        ``start`` in ``[0, T - 1]`` (0 when no row has a label).
+    """
+    scored = (labels != IGNORE_INDEX).any(dim=0).nonzero()  # positions labelled in some row
+    return max(int(scored[0]) - 1, 0) if len(scored) else 0
