@@ -2,6 +2,7 @@
 
     python experiments/report.py multirun/evaluate/2026-01-01_12-00-00 --out results.md
     python experiments/report.py outputs/demo/eval_base outputs/demo/eval_sft --out outputs/demo/results.md
+    python experiments/report.py multirun/evaluate/<date> --layout act --out tables.md   # ACT Tables 1-3
 
 Each path is an evaluate.py output directory or any folder above some (found recursively by their
 metrics.json). Runs that share the grouping keys (e.g. several seeds) are averaged, with ± std.
@@ -13,7 +14,16 @@ import sys
 from pathlib import Path
 
 from clarifylab.errors import ClarifyLabError
-from clarifylab.evaluation.tables import GROUP_BY, REPORT_COLUMNS, build_report
+from clarifylab.evaluation.paper_tables import render_act_tables
+from clarifylab.evaluation.tables import (
+    GROUP_BY,
+    REPORT_COLUMNS,
+    aggregate_runs,
+    build_report,
+    csv_table,
+    find_eval_dirs,
+    read_eval_summaries,
+)
 from clarifylab.io import write_text
 
 
@@ -25,10 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="ClarifyLab results")
     parser.add_argument("--group-by", default=",".join(GROUP_BY), help="comma-separated identity keys")
     parser.add_argument("--columns", default=",".join(REPORT_COLUMNS), help="comma-separated columns to show")
+    parser.add_argument("--layout", choices=("flat", "act"), default="flat",
+                        help="flat: one table of every run; act: ACT's Tables 1-3 (PACIFIC, Abg-CoQA, AmbigSQL)")
     args = parser.parse_args(argv)
     try:
-        markdown, csv_text, rows = build_report(args.paths, group_by=args.group_by.split(","),
-                                                columns=args.columns.split(","), title=args.title)
+        if args.layout == "act":
+            rows = aggregate_runs(read_eval_summaries(find_eval_dirs(args.paths)), args.group_by.split(","))
+            markdown, csv_text = f"# {args.title}\n\n{render_act_tables(rows)}", csv_table(rows)
+        else:
+            markdown, csv_text, rows = build_report(args.paths, group_by=args.group_by.split(","),
+                                                    columns=args.columns.split(","), title=args.title)
     except ClarifyLabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

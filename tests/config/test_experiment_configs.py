@@ -24,19 +24,25 @@ TRAIN_EXPERIMENTS = {
     "pacific_act": ("act", "none", "pacific"),
     "abg_coqa_act": ("act", "none", "abg_coqa"),
     "pacific_act_pseudo": ("act", "none", "pacific"),
+    "pacific_irpo": ("irpo", "none", "pacific"),
+    "ambigsql_sft": ("sft", "none", "ambigsql"),
+    "ambigsql_act": ("act", "none", "ambigsql"),
+    "ambigsql_irpo": ("irpo", "none", "ambigsql"),
+    "abg_coqa_irpo": ("irpo", "none", "abg_coqa"),
     "ablation_no_on_policy": ("act", "no_on_policy", "pacific"),
     "ablation_no_simulation": ("act", "no_simulation", "pacific"),
     "ablation_random_actions": ("act", "random_actions", "pacific"),
 }
-EVAL_EXPERIMENTS = {"pacific": "pacific", "abg_coqa": "abg_coqa"}
-BUILDING_BLOCKS = {"base", "sft_hparams", "act_hparams"}   # included by the others; compose alone too
+EVAL_EXPERIMENTS = {"pacific": "pacific", "abg_coqa": "abg_coqa", "ambigsql": "ambigsql"}
+BUILDING_BLOCKS = {"base", "sft_hparams", "act_hparams", "irpo_hparams"}   # included by the others; compose alone too
 SFT_PAPER = {"lr": 2.0e-5, "max_epochs": 8, "batch_size": 4, "max_length": 1280, "policy_from": "best"}
 ACT_PAPER_HP = {"beta": 0.01, "lr": 5.0e-7, "max_epochs": 12, "batch_size": 4, "max_length": 1280,
                 "threshold": 0.9, "policy_from": "best", "objective": "val/reward_margin"}
 
 
 def overrides_for(name: str) -> list[str]:
-    needs_init = name == "act_hparams" or (name in TRAIN_EXPERIMENTS and TRAIN_EXPERIMENTS[name][0] == "act")
+    needs_init = name in ("act_hparams", "irpo_hparams") or (name in TRAIN_EXPERIMENTS and
+                                                            TRAIN_EXPERIMENTS[name][0] in ("act", "irpo"))
     return [f"experiment=act_paper/{name}"] + ([INIT] if needs_init else [])
 
 
@@ -72,6 +78,15 @@ def test_selects_trainer_ablation_dataset(name):
 def test_sft_hyperparameters_are_the_papers(name):
     _, container = compose_resolved("train", overrides_for(name))
     assert {key: container["trainer"][key] for key in SFT_PAPER} == SFT_PAPER
+
+
+@pytest.mark.parametrize("name", [n for n, (t, _, _) in TRAIN_EXPERIMENTS.items() if t == "irpo"])
+def test_irpo_starts_from_the_sft_policy_with_the_act_dpo_settings(name):
+    _, container = compose_resolved("train", overrides_for(name))
+    t = container["trainer"]
+    assert (t["init_policy"], t["alpha"], t["beta"], t["lr"], t["batch_size"], t["max_length"]) == \
+        ("/runs/sft/policy", 1.0, 0.01, 5.0e-7, 4, 1280)
+    assert t["recipe"] == "clarifylab.recipes.irpo.run_irpo" and t["iterations"] >= 1
 
 
 @pytest.mark.parametrize("name", [n for n, (t, _, _) in TRAIN_EXPERIMENTS.items() if t == "act"])

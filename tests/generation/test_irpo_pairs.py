@@ -55,7 +55,7 @@ def test_pairs_correct_vs_incorrect_and_counts_skipped_prompts(examples):
     pairs, counts = pair_candidates(examples, scored, threshold=0.9, seed=0, iteration=3, instruction="Be brief.")
     assert counts == {"prompts": 4, "samples": 7, "empty_samples": 0, "correct_samples": 3, "pairs": 1,
                       "paired_prompts": 1, "skipped_all_correct": 1, "skipped_all_incorrect": 1,
-                      "skipped_no_samples": 1}
+                      "skipped_no_samples": 1, "gold_winners": 0}
     assert set(counts) == set(COUNT_KEYS)
     (pair,) = pairs
     assert pair.id == f"{a.id}/irpo3/0"
@@ -65,6 +65,19 @@ def test_pairs_correct_vs_incorrect_and_counts_skipped_prompts(examples):
     assert pair.meta == {"example_id": a.id, "task": "synthetic_tables", "dataset_action": "answer", "goal": ["1"],
                          "instruction": "Be brief.", "iteration": 3, "chosen_score": 1.0, "rejected_score": 0.0,
                          "chosen_index": 0, "rejected_index": 1}
+
+
+def test_gold_fallback_pairs_the_gold_reply_with_an_incorrect_sample_where_none_is_correct(examples):
+    a, b, c, d = examples
+    scored = [[ScoredSample(c.id, 0, "5", 0.0), ScoredSample(c.id, 1, "6", 0.89)],  # all incorrect
+              [ScoredSample(a.id, 0, "1", 1.0)]]                                      # all correct: still skipped
+    pairs, counts = pair_candidates([c, a], scored, threshold=0.9, seed=0, iteration=0, gold_fallback=True)
+    assert (counts["pairs"], counts["gold_winners"], counts["skipped_all_incorrect"],
+            counts["skipped_all_correct"]) == (1, 1, 0, 1)
+    (pair,) = pairs
+    assert pair.chosen == [{"role": "assistant", "content": c.response}]
+    assert pair.rejected[0]["content"] in {"5", "6"}
+    assert (pair.meta["chosen_index"], pair.meta["chosen_score"]) == (-1, 1.0)
 
 
 def test_several_pairs_per_prompt_are_distinct_and_seeded(examples):

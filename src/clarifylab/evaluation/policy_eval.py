@@ -15,6 +15,7 @@ The row identity written to ``metrics.json`` (what :mod:`clarifylab.evaluation.t
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ def trained_run_info(policy_dir: str | Path) -> dict[str, Any]:
     """``{"approach": trainer.name, "conversations": dataset.conversations}`` of the train.py run that
     saved ``policy_dir`` (read from its ``../.hydra/config.yaml``); ``approach`` is ``"trained"`` and
     ``conversations`` None when the file or key is missing."""
-    config_path = Path(policy_dir).resolve().parent / ".hydra" / "config.yaml"
+    # abspath, not resolve: IRPO's <run dir>/policy is a symlink into iter_<t>/, but the run's config is <run dir>/.hydra
+    config_path = Path(os.path.abspath(policy_dir)).parent / ".hydra" / "config.yaml"
     train_cfg = OmegaConf.load(config_path) if config_path.is_file() else OmegaConf.create()
     name = OmegaConf.select(train_cfg, "trainer.name", default=None)
     conversations = OmegaConf.select(train_cfg, "dataset.conversations", default=None)

@@ -42,9 +42,10 @@ JOINED_KEYS = frozenset({"seed"})
 """Numeric descriptors listed (``"0,1,2"``) rather than averaged when runs are grouped."""
 
 
-def column_header(column: str) -> str:
-    """Display name of a column (``macro_f1`` -> ``Macro F1``); unknown columns keep their key."""
-    return HEADERS.get(column, column)
+def column_header(column: str, headers: Mapping[str, str] | None = None) -> str:
+    """Display name of a column (``macro_f1`` -> ``Macro F1``; ``headers`` overrides :data:`HEADERS`);
+    unknown columns keep their key."""
+    return (headers or {}).get(column) or HEADERS.get(column, column)
 
 
 def format_value(value: Any, column: str = "", digits: int = 3) -> str:
@@ -70,21 +71,22 @@ def cell(row: Mapping[str, Any], column: str, digits: int = 3) -> str:
     return text
 
 
-def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
+def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], digits: int = 3,
+                   headers: Mapping[str, str] | None = None) -> str:
     """A Markdown table with one row per mapping (missing keys as an en dash)."""
-    lines = ["| " + " | ".join(column_header(c) for c in columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
+    lines = ["| " + " | ".join(column_header(c, headers) for c in columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
     lines += ["| " + " | ".join(cell(row, c, digits) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None = None,
-               digits: int = 3) -> Any:
+               digits: int = 3, headers: Mapping[str, str] | None = None) -> Any:
     """The same table as :func:`markdown_table`, as a ``rich.table.Table``."""
     from rich.table import Table
 
     table = Table(title=title)
     for column in columns:
-        table.add_column(column_header(column), justify="left" if column in IDENTITY_COLUMNS else "right")
+        table.add_column(column_header(column, headers), justify="left" if column in IDENTITY_COLUMNS else "right")
     for row in rows:
         table.add_row(*(cell(row, c, digits) for c in columns))
     return table

@@ -20,6 +20,10 @@ Which pair: the winner and loser are drawn uniformly (``random.Random(f"irpo/{se
 stable whatever the order of the split) among the distinct correct and distinct incorrect texts, as Pang et
 al. draw random (correct, incorrect) pairs; ``pairs_per_prompt`` > 1 draws that many distinct pairs.
 Empty responses are dropped before labelling (counted): an empty continuation trains nothing useful.
+
+``gold_fallback`` (off by default; a deviation for weak policies): a prompt whose samples are all incorrect gets
+the gold response as its winner instead of no pair (counted as ``gold_winners``). With a small model on a hard
+task almost no sample is correct, and strict IRPO would have nothing to train on.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from clarifylab.data.schema import Example
 from clarifylab.training.preference_data import PreferencePair
 
 COUNT_KEYS = ("prompts", "samples", "empty_samples", "correct_samples", "pairs", "paired_prompts",
-              "skipped_all_correct", "skipped_all_incorrect", "skipped_no_samples")
+              "skipped_all_correct", "skipped_all_incorrect", "skipped_no_samples", "gold_winners")
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,8 @@ def _distinct(samples: Sequence[ScoredSample]) -> list[ScoredSample]:
 
 
 def pair_candidates(examples: Sequence[Example], scored: Sequence[Sequence[ScoredSample]], *, threshold: float,
-                    seed: int, iteration: int, pairs_per_prompt: int = 1, instruction: str | None = None
-                    ) -> tuple[list[PreferencePair], dict[str, int]]:
+                    seed: int, iteration: int, pairs_per_prompt: int = 1, instruction: str | None = None,
+                    gold_fallback: bool = False) -> tuple[list[PreferencePair], dict[str, int]]:
     """IRPO pairs: per example, correct (score >= ``threshold``) beats incorrect (see the module docstring).
 
     Args:
@@ -137,6 +141,7 @@ def pair_candidates(examples: Sequence[Example], scored: Sequence[Sequence[Score
         iteration: t, recorded in each pair's id and ``meta``.
         pairs_per_prompt: distinct (correct, incorrect) pairs drawn per example (at most #correct × #incorrect).
         instruction: the system-instruction override used in the pairs' prompts.
+        gold_fallback: when no sample is correct, the gold response (score 1, index -1) is the one correct text.
 
     Returns:
         ``(pairs, counts)``; pair ids are ``"<example id>/irpo<t>/<k>"``. ``counts`` has :data:`COUNT_KEYS`
@@ -161,6 +166,9 @@ def pair_candidates(examples: Sequence[Example], scored: Sequence[Sequence[Score
         if not incorrect:
             counts["skipped_all_correct"] += 1
             continue
+        if not correct and gold_fallback:
+            correct = [ScoredSample(example_id=example.id, index=-1, text=example.response, score=1.0)]
+            counts["gold_winners"] += 1
         if not correct:
             counts["skipped_all_incorrect"] += 1
             continue
@@ -184,7 +192,8 @@ def pair_candidates(examples: Sequence[Example], scored: Sequence[Sequence[Score
 
 def build_irpo_pairs(examples: Sequence[Example], backend: ChatBackend, heuristic: Any, *, n: int,
                      params: SamplingParams, threshold: float, seed: int, iteration: int, pairs_per_prompt: int = 1,
-                     instruction: str | None = None) -> tuple[list[PreferencePair], dict[str, int]]:
+                     instruction: str | None = None, gold_fallback: bool = False
+                     ) -> tuple[list[PreferencePair], dict[str, int]]:
     """Sample, label and pair (steps 1-3 of the module docstring) for one IRPO iteration.
 
     Returns:
@@ -194,7 +203,8 @@ def build_irpo_pairs(examples: Sequence[Example], backend: ChatBackend, heuristi
     samples = sample_candidates(examples, backend, n, params, instruction)
     scored = label_candidates(examples, samples, heuristic)
     pairs, counts = pair_candidates(examples, scored, threshold=threshold, seed=seed, iteration=iteration,
-                                    pairs_per_prompt=pairs_per_prompt, instruction=instruction)
+                                    pairs_per_prompt=pairs_per_prompt, instruction=instruction,
+                                    gold_fallback=gold_fallback)
     total = sum(len(texts) for texts in samples)
     counts["empty_samples"] = total - counts["samples"]
     counts["samples"] = total

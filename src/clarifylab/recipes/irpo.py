@@ -20,7 +20,7 @@ sampling settings saved next to it (``sampling.json``) are unchanged, else it sa
 A prompt set with no (correct, incorrect) pair at some iteration stops the run with an error (nothing to train on).
 
 Config keys read beyond ``run_dpo``'s: ``trainer.{iterations, num_samples, temperature, top_p, max_new_tokens,
-threshold, pairs_per_prompt, sample_batch_size}``, ``dataset.{name, instruction, train_split,
+threshold, pairs_per_prompt, sample_batch_size, gold_fallback}``, ``dataset.{name, instruction, train_split,
 max_train_examples}``, ``paths.{cache_dir, data_dir}``, ``hardware.accelerator``.
 """
 
@@ -123,15 +123,15 @@ def build_iteration_pairs(cfg: Any, iteration: int, init_policy: str | None, exa
     pairs, counts = build_irpo_pairs(
         examples, backend, heuristic, n=int(t.num_samples), params=params, threshold=float(t.threshold),
         seed=int(cfg.seed), iteration=iteration, pairs_per_prompt=int(t.get("pairs_per_prompt", 1)),
-        instruction=cfg.dataset.get("instruction"))
+        instruction=cfg.dataset.get("instruction"), gold_fallback=bool(t.get("gold_fallback", False)))
     _free(model, backend)
     directory.mkdir(parents=True, exist_ok=True)
     write_pairs(directory / "pairs.jsonl", pairs)
     write_json(directory / "pair_counts.json", counts)
     log.info("IRPO iteration %d: %d pairs from %d prompts (%d all correct, %d all incorrect, skipped; "
-             "%d of %d samples correct, %d empty) -> %s", iteration, counts["pairs"], counts["prompts"],
-             counts["skipped_all_correct"], counts["skipped_all_incorrect"], counts["correct_samples"],
-             counts["samples"], counts["empty_samples"], directory / "pairs.jsonl")
+             "%d gold winners; %d of %d samples correct, %d empty) -> %s", iteration, counts["pairs"],
+             counts["prompts"], counts["skipped_all_correct"], counts["skipped_all_incorrect"], counts["gold_winners"],
+             counts["correct_samples"], counts["samples"], counts["empty_samples"], directory / "pairs.jsonl")
     return counts
 
 

@@ -1,0 +1,82 @@
+"""ACT's Tables 1-3 (Chen et al., ICLR 2025) in the paper's layout, from aggregated evaluation rows.
+
+One table per dataset: Base Model | Approach | Conversations | the action-level then content-level metrics the
+paper reports for it (the trajectory-level H is "Traj. F1" on PACIFIC, "Traj. Similarity" on Abg-CoQA and
+"Execution Match" on AmbigSQL). Rows are ordered as in the paper: prompting baselines first, then per data
+setting (conversations ascending) SFT, IRPO, ACT, then anything else (ablations, DPO-Dist) by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """The layout of one of the paper's tables."""
+
+    number: int
+    dataset: str
+    caption: str
+    metrics: tuple[str, ...]
+    headers: Mapping[str, str]
+
+
+IDENTITY = ("model", "approach", "conversations")
+IDENTITY_HEADERS = {"model": "Base Model", "approach": "Approach", "conversations": "Conversations"}
+ACT_TABLES: tuple[PaperTable, ...] = (
+    PaperTable(1, "pacific", "PACIFIC", ("macro_f1", "turn_h", "trajectory_h", "post_clarify_h"),
+               {"macro_f1": "Macro F1", "turn_h": "Turn F1", "trajectory_h": "Traj. F1",
+                "post_clarify_h": "Post-Clarify F1"}),
+    PaperTable(2, "abg_coqa", "Abg-CoQA", ("macro_f1", "turn_h", "trajectory_h"),
+               {"macro_f1": "Macro F1", "turn_h": "Turn Similarity", "trajectory_h": "Traj. Similarity"}),
+    PaperTable(3, "ambigsql", "AmbigSQL", ("accuracy", "macro_f1", "trajectory_h", "post_clarify_h"),
+               {"accuracy": "Accuracy", "macro_f1": "Macro F1", "trajectory_h": "Execution Match",
+                "post_clarify_h": "PC Execution Match"}),
+)
+APPROACH_ORDER = ("sft", "irpo", "act")
+PROMPTING = ("base", "standard", "cot", "proactive")
+
+
+def _conversations(row: Mapping[str, Any]) -> float:
+    value = row.get("conversations")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("inf")  # the whole pool / unknown: after the data settings
+
+
+def row_order(row: Mapping[str, Any]) -> tuple:
+    """Sort key: prompting baselines, then (conversations, SFT < IRPO < ACT < others by name), then model."""
+    approach = str(row.get("approach") or "")
+    if approach in PROMPTING:
+        return (0, PROMPTING.index(approach), 0.0, "", str(row.get("model")))
+    rank = APPROACH_ORDER.index(approach) if approach in APPROACH_ORDER else len(APPROACH_ORDER)
+    return (1, 0, _conversations(row), f"{rank}{approach}", str(row.get("model")))
+
+
+def act_paper_tables(rows: Sequence[Mapping[str, Any]]) -> list[tuple[PaperTable, list[Mapping[str, Any]]]]:
+    """``(layout, ordered rows)`` for every ACT table whose dataset has rows; datasets without one are skipped."""
+    out = []
+    for table in ACT_TABLES:
+        selected = sorted((r for r in rows if r.get("dataset") == table.dataset), key=row_order)
+        if selected:
+            out.append((table, selected))
+    return out
+
+
+def render_act_tables(rows: Sequence[Mapping[str, Any]], console: Any | None = None) -> str:
+    """Print the rich tables and return them as Markdown (``## Table N: caption`` + table per dataset)."""
+    from clarifylab.evaluation.tables import markdown_table, rich_table, wide_console
+
+    console = console or wide_console()
+    parts = []
+    for table, selected in act_paper_tables(rows):
+        columns = IDENTITY + table.metrics
+        headers = {**IDENTITY_HEADERS, **table.headers}
+        title = f"Table {table.number}: {table.caption}"
+        console.print(rich_table(selected, columns, title, headers=headers))
+        parts.append(f"## {title}\n\n{markdown_table(selected, columns, headers=headers)}")
+    return "\n".join(parts)
