@@ -25,7 +25,10 @@ EXTRA_OVERRIDES = {("student", "hub"): ["student.name_or_path=org/model"],
                    ("student", "local"): ["student.name_or_path=/models/x"],
                    ("policy", "openai"): ["policy.model=served-model"],
                    ("trainer", "dpo"): ["trainer.pairs_path=/data/pairs.jsonl"],
-                   ("teacher", "openai"): ["teacher.model=served-model"]}
+                   ("teacher", "openai"): ["teacher.model=served-model"],
+                   ("experiment", "demo_act"): ["sft_policy=/runs/sft/policy", "act_pairs_dir=/runs/act_pairs"]}
+# training-only experiments: they select a trainer, which evaluate.py has no group for
+TRAIN_ONLY = {("experiment", "demo_act")}
 
 
 def options(group: str) -> list[str]:
@@ -77,7 +80,9 @@ def test_option_composes_and_resolves(group, option):
         cfg, container = compose_resolved(GROUPS[group], overrides)
     else:
         cfg, container = compose_resolved("train", overrides)
-        compose_resolved("evaluate", [o for o in overrides if not o.startswith(("trainer", "teacher", "ablation"))])
+        if (group, option) not in TRAIN_ONLY:
+            compose_resolved("evaluate", [o for o in overrides
+                                          if not o.startswith(("trainer", "teacher", "ablation"))])
     for target in targets(container):
         get_object(target)  # importable
     if GROUPS[group] == "train":
