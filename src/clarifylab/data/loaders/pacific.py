@@ -187,23 +187,41 @@ def _read_turn(turn: Any, number: int, location: RecordLocation) -> PacificTurn:
         req_comparison=bool(location.get(turn, "req_comparison", f"{at}.req_comparison", bool, optional=True)),
         rel_paragraphs=list(location.get(turn, "rel_paragraphs", f"{at}.rel_paragraphs", list, optional=True) or []),
     )
+    check_renders(parsed, location, at)
+    return parsed
+
+
+def check_renders(parsed: Any, location: RecordLocation, at: str) -> None:
+    """Raise a :class:`DataFormatError` naming ``<at>.answer`` when a parsed turn's ``rendered`` answer is
+    invalid or empty (shared with the TAT-QA loader)."""
     try:
         rendered = parsed.rendered
     except ValueError as error:
         raise location.error(f"{at}.answer", f"is invalid: {error}") from error
     if not rendered:
         raise location.error(f"{at}.answer", "renders to an empty reply")
-    return parsed
 
 
-def _read_dialogue(record: Any, index: int, path: Path) -> PacificDialogue:
-    """A checked :class:`PacificDialogue` from the ``index``-th record of the file."""
-    location = RecordLocation(path, f"dialogue {index}")
+@dataclass(frozen=True)
+class Grounding:
+    """The table and text of a TAT-QA-format record (a PACIFIC dialogue or a TAT-QA context)."""
+
+    table_uid: str
+    rows: list[list[str]]
+    paragraphs: list[str]
+    questions: list[Any]
+    location: RecordLocation
+
+
+def read_grounding(record: Any, index: int, path: Path, noun: str) -> Grounding:
+    """The checked table uid, table rows, paragraphs (sorted by ``order``) and non-empty raw ``questions`` of the
+    ``index``-th record; ``location`` names it as ``<noun> <index> (table uid <uid>)`` in errors."""
+    location = RecordLocation(path, f"{noun} {index}")
     if not isinstance(record, dict):
         raise location.error("(record)", f"must be an object, got {type(record).__name__}")
     table = location.get(record, "table", "table", dict)
-    dialogue_id = location.text(table, "uid", "table.uid")
-    location = RecordLocation(path, f"dialogue {index} (table uid {dialogue_id})")
+    table_uid = location.text(table, "uid", "table.uid")
+    location = RecordLocation(path, f"{noun} {index} (table uid {table_uid})")
     rows = location.get(table, "table", "table.table", list)
     for r, row in enumerate(rows):
         if not isinstance(row, list) or not all(isinstance(cell, str) for cell in row):
@@ -212,15 +230,22 @@ def _read_dialogue(record: Any, index: int, path: Path) -> PacificDialogue:
     for p, paragraph in enumerate(location.get(record, "paragraphs", "paragraphs", list)):
         order = location.get(paragraph, "order", f"paragraphs[{p}].order", int)
         paragraphs.append((order, location.get(paragraph, "text", f"paragraphs[{p}].text", str)))
+    paragraphs.sort(key=lambda pair: pair[0])
     questions = location.get(record, "questions", "questions", list)
     if not questions:
-        raise location.error("questions", "is empty; a dialogue needs at least one turn")
-    turns = [_read_turn(turn, number, location) for number, turn in enumerate(questions)]
+        raise location.error("questions", f"is empty; a {noun} needs at least one question")
+    return Grounding(table_uid, rows, [text for _, text in paragraphs], questions, location)
+
+
+def _read_dialogue(record: Any, index: int, path: Path) -> PacificDialogue:
+    """A checked :class:`PacificDialogue` from the ``index``-th record of the file."""
+    grounding = read_grounding(record, index, path, "dialogue")
+    location = grounding.location
+    turns = [_read_turn(turn, number, location) for number, turn in enumerate(grounding.questions)]
     if turns[-1].req_clari:
         raise location.error(f"questions[{len(turns) - 1}].req_clari",
                              "is true on the last turn: nothing answers the clarified request")
-    paragraphs.sort(key=lambda pair: pair[0])
-    return PacificDialogue(dialogue_id, index, rows, [text for _, text in paragraphs], turns)
+    return PacificDialogue(grounding.table_uid, index, grounding.rows, grounding.paragraphs, turns)
 
 
 def read_pacific_dialogues(path: str | os.PathLike[str]) -> list[PacificDialogue]:

@@ -33,7 +33,7 @@ from typing import Any
 
 from clarifylab.data.loaders.linearize import linearize_table_and_text
 from clarifylab.data.loaders.native_json import RecordLocation, read_json_file
-from clarifylab.data.loaders.pacific import SCALES, render_answer
+from clarifylab.data.loaders.pacific import SCALES, check_renders, read_grounding, render_answer
 from clarifylab.data.schema import Action, Example, Turn
 
 TASK = "tatqa"
@@ -99,37 +99,16 @@ def _read_question(question: Any, number: int, location: RecordLocation) -> Tatq
         rel_paragraphs=list(location.get(question, "rel_paragraphs", f"{at}.rel_paragraphs", list,
                                          optional=True) or []),
     )
-    try:
-        rendered = parsed.rendered
-    except ValueError as error:
-        raise location.error(f"{at}.answer", f"is invalid: {error}") from error
-    if not rendered:
-        raise location.error(f"{at}.answer", "renders to an empty reply")
+    check_renders(parsed, location, at)
     return parsed
 
 
 def _read_context(record: Any, index: int, path: Path) -> TatqaContext:
     """A checked :class:`TatqaContext` from the ``index``-th record of the file."""
-    location = RecordLocation(path, f"context {index}")
-    if not isinstance(record, dict):
-        raise location.error("(record)", f"must be an object, got {type(record).__name__}")
-    table = location.get(record, "table", "table", dict)
-    table_uid = location.text(table, "uid", "table.uid")
-    location = RecordLocation(path, f"context {index} (table uid {table_uid})")
-    rows = location.get(table, "table", "table.table", list)
-    for r, row in enumerate(rows):
-        if not isinstance(row, list) or not all(isinstance(cell, str) for cell in row):
-            raise location.error(f"table.table[{r}]", f"must be a list of strings, got {str(row)[:80]}")
-    paragraphs = []
-    for p, paragraph in enumerate(location.get(record, "paragraphs", "paragraphs", list)):
-        order = location.get(paragraph, "order", f"paragraphs[{p}].order", int)
-        paragraphs.append((order, location.get(paragraph, "text", f"paragraphs[{p}].text", str)))
-    paragraphs.sort(key=lambda pair: pair[0])
-    questions = location.get(record, "questions", "questions", list)
-    if not questions:
-        raise location.error("questions", "is empty; a context needs at least one question")
-    parsed = [_read_question(question, number, location) for number, question in enumerate(questions)]
-    return TatqaContext(table_uid, index, rows, [text for _, text in paragraphs], parsed)
+    grounding = read_grounding(record, index, path, "context")
+    parsed = [_read_question(question, number, grounding.location)
+              for number, question in enumerate(grounding.questions)]
+    return TatqaContext(grounding.table_uid, index, grounding.rows, grounding.paragraphs, parsed)
 
 
 def read_tatqa_contexts(path: str | os.PathLike[str]) -> list[TatqaContext]:
