@@ -38,7 +38,7 @@ demo: $(STAMP)
 	@echo "== 2/6 SFT of SmolLM2-135M-Instruct with LoRA (converts the bundled GGUF once) =="
 	$(BIN)/python train.py experiment=demo hydra.run.dir=$(DEMO)/sft
 	@echo "== 3/6 ACT Alg. 1: contrastive action pairs, losing replies written by SmolLM2 =="
-	$(BIN)/python generate.py task=act_pairs task.max_examples=24 task.k=2 task.max_new_tokens=32 \
+	$(BIN)/python generate.py task=act_pairs task.max_examples=48 task.k=2 task.max_new_tokens=32 \
 	    'task.splits=[train]' task.out_dir=$(DEMO)/act_pairs hydra.run.dir=$(DEMO)/act_pairs/run
 	@echo "== 4/6 ACT Alg. 2: on-policy DPO from the SFT policy (oracle user simulator) =="
 	$(BIN)/python train.py experiment=demo_act sft_policy=$(DEMO)/sft/policy act_pairs_dir=$(DEMO)/act_pairs \
