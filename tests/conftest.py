@@ -23,3 +23,17 @@ def _one_torch_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def build_spider_tree():
+    """``build_spider_tree(root) -> Path``: writes the small native-layout Spider tree of
+    tests/fixtures/spider_small (JSON files + sqlite DBs built from schema.sql) under ``root``."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "spider_small_fixture", Path(__file__).parent / "fixtures" / "spider_small" / "make_spider.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_spider_tree

@@ -4,7 +4,6 @@ real copy."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -21,16 +20,9 @@ DATA_DIR = Path(os.environ.get("CLARIFYLAB_DATA_DIR", Path(__file__).parents[2].
 REAL_SPIDER = DATA_DIR / "spider"
 
 
-def _make_spider():
-    spec = importlib.util.spec_from_file_location("spider_small_fixture", FIXTURE / "make_spider.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture()
-def spider(tmp_path) -> Path:
-    return _make_spider().build_spider_tree(tmp_path / "spider")
+def spider(tmp_path, build_spider_tree) -> Path:
+    return build_spider_tree(tmp_path / "spider")
 
 
 def test_dev_layout_requests_in_file_order():

@@ -5,7 +5,6 @@ truncated log line, and generate.py's task=ambigsql through the tiny model and i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -27,23 +26,15 @@ from clarifylab.generation.ambigsql_log import append_records, recover_log
 
 register_resolvers()
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "spider_small"
 # Requests on present databases, in file order (ghost has no database; dev-00004's gold SQL names a missing column).
 PRESENT = ["train_spider_syn-00000", "train_spider_syn-00002", "dev-00000", "dev-00001", "dev-00003", "dev-00004",
            "dev-00005"]
 KEPT = [i for i in PRESENT if i != "dev-00004"]
 
 
-def _make_spider():
-    spec = importlib.util.spec_from_file_location("spider_small_fixture", FIXTURE / "make_spider.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture()
-def spider(tmp_path) -> Path:
-    return _make_spider().build_spider_tree(tmp_path / "data" / "spider")
+def spider(tmp_path, build_spider_tree) -> Path:
+    return build_spider_tree(tmp_path / "data" / "spider")
 
 
 class ScriptedTeacher:

@@ -3,7 +3,6 @@ uninterrupted run (no duplicate or lost progress records), with the tiny teacher
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,16 +17,12 @@ from clarifylab.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "spider_small"
 N_REQUESTS = 60
 
 
-def spider_tree(root: Path) -> Path:
+def spider_tree(root: Path, build_spider_tree) -> Path:
     """The spider_small tree with a dev.json of N_REQUESTS executable requests on the school database."""
-    spec = importlib.util.spec_from_file_location("spider_small_fixture", FIXTURE / "make_spider.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    spider = module.build_spider_tree(root / "spider")
+    spider = build_spider_tree(root / "spider")
     records = [{"db_id": "school", "question": f"How many teachers are older than {age} years?",
                 "query": f"SELECT count(*) FROM teacher WHERE age > {age}"} for age in range(N_REQUESTS)]
     (spider / "dev.json").write_text(json.dumps(records), encoding="utf-8")
@@ -47,9 +42,9 @@ def logged_ids(out: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.endswith("}")]
 
 
-def test_killed_build_resumes_to_the_uninterrupted_result(tmp_path):
+def test_killed_build_resumes_to_the_uninterrupted_result(tmp_path, build_spider_tree):
     data_dir = tmp_path / "data"
-    spider_tree(data_dir)
+    spider_tree(data_dir, build_spider_tree)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = subprocess.run(command(data_dir, tmp_path / "whole", tmp_path / "cache_whole", tmp_path / "run0"),
                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)

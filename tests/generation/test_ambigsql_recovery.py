@@ -3,7 +3,6 @@ turns from a scripted SQL writer, the two prompts, the report files, and generat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from clarifylab.generation.ambigsql_recovery import (RECOVERY_INSTRUCTION, recov
 
 register_resolvers()
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "spider_small"
 # (ambiguous request, clarifying question, original request, gold SQL, db, kind)
 PAIRS = [
     ("Tell me about the teachers.", "What do you want to know?", "How many teachers are there?",
@@ -37,11 +35,8 @@ PAIRS = [
 
 
 @pytest.fixture()
-def spider(tmp_path) -> Path:
-    spec = importlib.util.spec_from_file_location("spider_small_fixture", FIXTURE / "make_spider.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_spider_tree(tmp_path / "data" / "spider")
+def spider(tmp_path, build_spider_tree) -> Path:
+    return build_spider_tree(tmp_path / "data" / "spider")
 
 
 def clarify_examples() -> list[Example]:
