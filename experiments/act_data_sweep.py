@@ -4,7 +4,7 @@
     python experiments/act_data_sweep.py outputs/act_cpu --scale cpu --datasets pacific --sizes 50
     python experiments/act_data_sweep.py outputs/act_tables --dry-run             # list the commands only
 
-Each step is one train.py / generate.py / evaluate.py process (src/clarifylab/recipes/act_sweep.py has the
+Each step is one train.py / generate.py / evaluate.py process (src/clarifylab/methods/act/data_size_sweep.py has the
 plan); finished steps are skipped, so rerunning the same command resumes a stopped sweep. Extra Hydra overrides
 after `--` go to every train/evaluate command. The tables are printed and written to <root>/tables.md.
 """
@@ -16,7 +16,7 @@ import time
 
 from clarifylab.config import PROJECT_ROOT
 from clarifylab.errors import ClarifyLabError
-from clarifylab.recipes.act_sweep import DATASETS, SCALES, TRAINERS, plan
+from clarifylab.methods.act.data_size_sweep import DATASETS, SCALES, TRAINERS, plan
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from clarifylab.errors import ClarifyLabError
-from clarifylab.evaluation.paper_tables import render_act_tables
+from clarifylab.methods.act.paper_tables import render_act_tables
 from clarifylab.evaluation.tables import (
     GROUP_BY,
     REPORT_COLUMNS,

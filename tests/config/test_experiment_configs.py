@@ -86,7 +86,7 @@ def test_irpo_starts_from_the_sft_policy_with_the_act_dpo_settings(name):
     t = container["trainer"]
     assert (t["init_policy"], t["alpha"], t["beta"], t["lr"], t["batch_size"], t["max_length"]) == \
         ("/runs/sft/policy", 1.0, 0.01, 5.0e-7, 4, 1280)
-    assert t["recipe"] == "clarifylab.recipes.irpo.run_irpo" and t["iterations"] >= 1
+    assert t["recipe"] == "clarifylab.methods.irpo.recipe.run_irpo" and t["iterations"] >= 1
 
 
 @pytest.mark.parametrize("name", [n for n, (t, _, _) in TRAIN_EXPERIMENTS.items() if t == "act"])
@@ -149,8 +149,8 @@ def test_tiny_smoke_of_the_pacific_act_experiment(tmp_path, monkeypatch):
     """README pipeline on the tiny model: pairs into the experiment's act_pairs_dir, then run_act for 2 steps."""
     from omegaconf import OmegaConf
 
-    from clarifylab.generation.act_pairs import generate_act_pairs
-    from clarifylab.recipes.act import run_act
+    from clarifylab.methods.act.pairs import generate_act_pairs
+    from clarifylab.methods.act.recipe import run_act
 
     _, container = compose_resolved("train", ["experiment=act_paper/pacific_act", "sft_policy=null"])
     if not Path(container["dataset"]["path"]).is_file():

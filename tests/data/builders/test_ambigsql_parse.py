@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 
 from clarifylab.errors import ConfigError
-from clarifylab.generation.ambigsql_kinds import AmbiguityKind, choose_kind, presents_results, query_tables
-from clarifylab.generation.ambigsql_parse import (Rewrite, content_words, judge_question, judge_request,
+from clarifylab.data.builders.ambigsql_kinds import AmbiguityKind, choose_kind, presents_results, query_tables
+from clarifylab.data.builders.ambigsql_parse import (Rewrite, content_words, judge_question, judge_request,
                                                   judge_rewrite, parse_line, parse_rewrite)
-from clarifylab.generation.ambigsql_prompts import (DEMONSTRATIONS, KIND_GAPS, question_messages, request_messages,
+from clarifylab.data.builders.ambigsql_prompts import (DEMONSTRATIONS, KIND_GAPS, question_messages, request_messages,
                                                     rewrite_messages)
 
 ORIGINAL = "How many teachers are older than 40?"

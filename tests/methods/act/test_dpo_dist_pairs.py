@@ -15,7 +15,7 @@ from clarifylab.config import PROJECT_ROOT, register_resolvers
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
 from clarifylab.errors import ConfigError
-from clarifylab.generation.dpo_dist_pairs import build_dist_pairs, generate_dpo_dist_pairs
+from clarifylab.methods.act.dpo_dist_pairs import build_dist_pairs, generate_dpo_dist_pairs
 from clarifylab.training.preference_data import read_pairs
 
 register_resolvers()

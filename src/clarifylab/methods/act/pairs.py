@@ -193,7 +193,7 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
     from clarifylab.backends.accounting import UsageMeter
     from clarifylab.data.registry import load_dataset_split
     from clarifylab.evaluation.components import build_classifier
-    from clarifylab.generation.teacher_nodes import build_teacher, plain
+    from clarifylab.backends.teacher_nodes import build_teacher, plain
     from clarifylab.io import write_json
     from clarifylab.training.preference_data import write_pairs
 

@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 
 from clarifylab.config import PROJECT_ROOT
-from clarifylab.evaluation.paper_tables import act_paper_tables, render_act_tables
+from clarifylab.methods.act.paper_tables import act_paper_tables, render_act_tables
 
 
 def rows():

@@ -13,9 +13,9 @@ from clarifylab.data.synthetic_tables import build_synthetic_corpus
 from clarifylab.env.action_classifier import HeuristicActionClassifier
 from clarifylab.env.user_simulator import OracleUserSimulator
 from clarifylab.errors import DataFormatError
-from clarifylab.generation.act_pairs import build_act_pairs
+from clarifylab.methods.act.pairs import build_act_pairs
 from clarifylab.models import build_tiny_model_and_tokenizer
-from clarifylab.training.act_replacer import ACTReplacer, ACTReplacerConfig
+from clarifylab.methods.act.replacer import ACTReplacer, ACTReplacerConfig
 from clarifylab.training.preference_data import PreferenceCollator, gold_vs_other_action_pairs, tokenize_pair
 
 

@@ -10,7 +10,7 @@ import pytest
 from clarifylab.backends.base import SamplingParams
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
-from clarifylab.generation.irpo_pairs import (
+from clarifylab.methods.irpo.pairs import (
     COUNT_KEYS,
     ScoredSample,
     build_irpo_pairs,

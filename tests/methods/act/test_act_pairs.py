@@ -16,7 +16,7 @@ from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
 from clarifylab.errors import ConfigError
-from clarifylab.generation.act_pairs import ACTION_TASKS, build_act_pairs, generate_act_pairs, randomize_actions
+from clarifylab.methods.act.pairs import ACTION_TASKS, build_act_pairs, generate_act_pairs, randomize_actions
 from clarifylab.training.preference_data import read_pairs
 
 register_resolvers()

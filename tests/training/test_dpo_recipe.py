@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
 from clarifylab.errors import ConfigError, DataNotFoundError
-from clarifylab.recipes.dpo import run_dpo
+from clarifylab.training.dpo_recipe import run_dpo
 from clarifylab.training.preference_data import gold_vs_other_action_pairs, read_pairs, write_pairs
 
 LORA = {"_target_": "clarifylab.models.LoraSpec", "enabled": True, "r": 4, "alpha": 8, "dropout": 0.1,

@@ -20,9 +20,9 @@ from clarifylab.data.loaders.spider import linearize_schema, read_spider_schemas
 from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Action, Clarification, Example, Turn
 from clarifylab.errors import ConfigError, DataFormatError
-from clarifylab.generation.ambigsql import generate_ambigsql, plan_requests, read_sources, split_of
-from clarifylab.generation.ambigsql_kinds import choose_kind
-from clarifylab.generation.ambigsql_log import append_records, recover_log
+from clarifylab.data.builders.ambigsql import generate_ambigsql, plan_requests, read_sources, split_of
+from clarifylab.data.builders.ambigsql_kinds import choose_kind
+from clarifylab.data.builders.ambigsql_log import append_records, recover_log
 
 register_resolvers()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from clarifylab.backends.base import Message
 from clarifylab.errors import ConfigError
-from clarifylab.generation.ambigsql_kinds import AmbiguityKind
+from clarifylab.data.builders.ambigsql_kinds import AmbiguityKind
 
 REQUEST_LABEL = "Ambiguous request"
 QUESTION_LABEL = "Clarifying question"

@@ -11,7 +11,7 @@ import pytest
 
 from clarifylab.config import PROJECT_ROOT
 from clarifylab.errors import ConfigError
-from clarifylab.recipes.act_sweep import plan
+from clarifylab.methods.act.data_size_sweep import plan
 
 PACIFIC = Path(os.environ.get("CLARIFYLAB_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data")) / "pacific"
 

@@ -17,9 +17,9 @@ from clarifylab.backends.base import SamplingParams
 from clarifylab.config import PROJECT_ROOT, register_resolvers
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
 from clarifylab.errors import ConfigError
-from clarifylab.generation.act_pairs import build_act_pairs
-from clarifylab.recipes.act import ablation_switches, run_act
-from clarifylab.training.act_replacer import BRANCHES
+from clarifylab.methods.act.pairs import build_act_pairs
+from clarifylab.methods.act.recipe import ablation_switches, run_act
+from clarifylab.methods.act.replacer import BRANCHES
 from clarifylab.training.preference_data import read_pairs, write_pairs
 
 register_resolvers()

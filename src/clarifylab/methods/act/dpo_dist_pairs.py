@@ -90,7 +90,7 @@ def generate_dpo_dist_pairs(out_dir: str, dataset: Mapping[str, Any], strong: Ma
 
     from clarifylab.backends.accounting import UsageMeter
     from clarifylab.data.registry import load_dataset_split
-    from clarifylab.generation.teacher_nodes import build_teacher, plain
+    from clarifylab.backends.teacher_nodes import build_teacher, plain
     from clarifylab.io import write_json
     from clarifylab.training.preference_data import write_pairs
 

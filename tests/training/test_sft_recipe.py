@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from clarifylab.data.synthetic_tables import write_synthetic_corpus
 from clarifylab.errors import ConfigError
-from clarifylab.recipes.sft import pick_sample_examples, run_sft
+from clarifylab.training.sft_recipe import pick_sample_examples, run_sft
 
 
 @pytest.fixture(scope="module")

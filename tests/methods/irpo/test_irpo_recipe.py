@@ -18,7 +18,7 @@ from clarifylab.config import PROJECT_ROOT, register_resolvers
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.synthetic_tables import load_synthetic_split, write_synthetic_corpus
 from clarifylab.errors import ConfigError
-from clarifylab.recipes.irpo import iteration_config, run_irpo
+from clarifylab.methods.irpo.recipe import iteration_config, run_irpo
 from clarifylab.training.preference_data import read_pairs
 
 register_resolvers()

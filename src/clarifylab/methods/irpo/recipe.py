@@ -8,7 +8,7 @@
 2. label each reply by the task heuristic H against the gold reply (turn level) and pair a correct one
    (H >= ``trainer.threshold``) with an incorrect one per prompt (``generation.irpo_pairs``), writing
    ``iter_<t>/pairs.jsonl`` and ``iter_<t>/pair_counts.json``;
-3. :func:`~clarifylab.recipes.dpo.run_dpo` on those pairs with ``init_policy = M_t`` (also the reference) and
+3. :func:`~clarifylab.training.dpo_recipe.run_dpo` on those pairs with ``init_policy = M_t`` (also the reference) and
    the loss DPO + ``trainer.alpha`` · length-normalised NLL(winner) (alpha = 1, the paper), saving M_{t+1} to
    ``iter_<t>/policy`` and its metrics to ``iter_<t>/metrics.json``.
 
@@ -107,10 +107,10 @@ def _free(*objects: Any) -> None:
 def build_iteration_pairs(cfg: Any, iteration: int, init_policy: str | None, examples: list[Any], heuristic: Any,
                           backend_factory: BackendFactory | None = None) -> dict[str, int]:
     """Steps 1-2 of iteration t: sample from M_t, label, pair; write ``pairs.jsonl`` then ``pair_counts.json``
-    into ``iter_<t>``; return the counts (see :func:`~clarifylab.generation.irpo_pairs.pair_candidates`)."""
+    into ``iter_<t>``; return the counts (see :func:`~clarifylab.methods.irpo.pairs.pair_candidates`)."""
     from clarifylab.backends.base import SamplingParams
     from clarifylab.backends.transformers_backend import TransformersBackend
-    from clarifylab.generation.irpo_pairs import build_irpo_pairs
+    from clarifylab.methods.irpo.pairs import build_irpo_pairs
     from clarifylab.training.preference_data import write_pairs
 
     t = cfg.trainer
@@ -176,7 +176,7 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
     """
     from clarifylab.data.registry import load_dataset_split
     from clarifylab.metrics.task_heuristics import heuristic_for
-    from clarifylab.recipes.dpo import run_dpo
+    from clarifylab.training.dpo_recipe import run_dpo
 
     t = cfg.trainer
     iterations = int(t.iterations)

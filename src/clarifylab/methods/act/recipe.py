@@ -1,18 +1,18 @@
 """ACT recipe (Chen et al., ICLR 2025, Alg. 2): DPO on Alg. 1 pairs with on-policy replacement.
 
-``run_act(cfg)`` = :func:`~clarifylab.recipes.dpo.run_dpo` with an
-:class:`~clarifylab.training.act_replacer.ACTReplacer` plugged into the module's on-policy hook; the
+``run_act(cfg)`` = :func:`~clarifylab.training.dpo_recipe.run_dpo` with an
+:class:`~clarifylab.methods.act.replacer.ACTReplacer` plugged into the module's on-policy hook; the
 checkpoint is selected by ``val/reward_margin`` (as in the paper). A (``cfg.classifier``) and U
 (``cfg.simulator``) come from the top-level config groups; H is the dataset task's heuristic.
 
 Ablations (``cfg.ablation``, conf/ablation/*.yaml):
 
 - ``random_actions: true`` — before training, each pair's winning action is drawn at random
-  (:func:`~clarifylab.generation.act_pairs.randomize_actions`; about half the pairs get their sides and
+  (:func:`~clarifylab.methods.act.pairs.randomize_actions`; about half the pairs get their sides and
   actions swapped); the randomized pairs are written to ``<output_dir>/pairs_random_actions.jsonl`` and
   Alg. 2 compares A(y) with the random action.
 - ``on_policy: false`` — no replacer: DPO on the Alg. 1 pairs ("w/o on-policy sampling").
-- ``simulation: false`` — sampling without trajectory simulation (see ``act_replacer``).
+- ``simulation: false`` — sampling without trajectory simulation (see :mod:`replacer`).
 
 Config keys read beyond ``run_dpo``'s: ``trainer.{sample_every, sample_prob, threshold, max_turns,
 max_new_tokens, temperature, top_p, log_samples}``, ``ablation.{random_actions, on_policy, simulation}``,
@@ -46,7 +46,7 @@ def ablation_switches(cfg: Any) -> dict[str, bool]:
 
 def replacer_config(cfg: Any, simulation: bool) -> Any:
     """The :class:`ACTReplacerConfig` of ``cfg.trainer``."""
-    from clarifylab.training.act_replacer import ACTReplacerConfig
+    from clarifylab.methods.act.replacer import ACTReplacerConfig
 
     t = cfg.trainer
     return ACTReplacerConfig(
@@ -78,15 +78,15 @@ def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_optio
     """
     from clarifylab.backends.accounting import UsageMeter
     from clarifylab.evaluation.components import build_classifier, build_simulator
-    from clarifylab.recipes.dpo import run_dpo
-    from clarifylab.training.act_replacer import ACTReplacer
+    from clarifylab.training.dpo_recipe import run_dpo
+    from clarifylab.methods.act.replacer import ACTReplacer
 
     switches = ablation_switches(cfg)
     if cfg.trainer.get("precompute_reference") and switches["on_policy"]:
         raise ConfigError("trainer.precompute_reference=true with on-policy ACT: replaced sides must be scored live; "
                           "set trainer.precompute_reference=false (or ablation=no_on_policy)")
     if switches["random_actions"]:
-        from clarifylab.generation.act_pairs import randomize_actions
+        from clarifylab.methods.act.pairs import randomize_actions
         from clarifylab.training.preference_data import read_pairs, write_pairs
 
         path = Path(cfg.output_dir) / "pairs_random_actions.jsonl"

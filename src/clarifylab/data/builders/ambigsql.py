@@ -9,13 +9,13 @@
 2. **Process**, in fixed chunks of ``batch_size`` planned requests. Per request: the gold SQL must execute
    read-only on its database (:func:`~clarifylab.metrics.sql_execution.run_read_only_query`), else it is
    dropped as ``gold_sql_fails`` without a teacher call; the ambiguity kind is drawn
-   (:func:`~clarifylab.generation.ambigsql_kinds.choose_kind`); the teacher writes the ambiguous request from
+   (:func:`~clarifylab.data.builders.ambigsql_kinds.choose_kind`); the teacher writes the ambiguous request from
    the schema (cut to ``max_schema_chars``, the query's tables first), the SQL and the clear request, and the
-   clarifying question (``mode``: two calls or one, :mod:`~clarifylab.generation.ambigsql_prompts`), batched
+   clarifying question (``mode``: two calls or one, :mod:`~clarifylab.data.builders.ambigsql_prompts`), batched
    per chunk through the persistent call cache; the outputs are judged (drop reasons in
-   :mod:`~clarifylab.generation.ambigsql_parse`).
+   :mod:`~clarifylab.data.builders.ambigsql_parse`).
    Each chunk's records are appended to ``<out_dir>/progress.jsonl`` and fsynced
-   (:mod:`~clarifylab.generation.ambigsql_log`): a killed build rerun with the same settings skips the
+   (:mod:`~clarifylab.data.builders.ambigsql_log`): a killed build rerun with the same settings skips the
    logged ids and redoes the rest, so its result equals an uninterrupted run's.
 3. **Finalize.** Every kept request becomes two Examples (task ``ambigsql``), which land in the same split:
 
@@ -51,9 +51,9 @@ from clarifylab.backends.base import ChatBackend, Message, SamplingParams
 from clarifylab.data.loaders.spider import SpiderRequest, SpiderSchema, linearize_schema, spider_database_path
 from clarifylab.data.schema import Action, Clarification, Example, Turn
 from clarifylab.errors import ConfigError
-from clarifylab.generation.ambigsql_kinds import AmbiguityKind, choose_kind, query_tables
-from clarifylab.generation.ambigsql_parse import judge_question, judge_request, judge_rewrite, parse_line
-from clarifylab.generation.ambigsql_prompts import PROMPT_VERSION, question_messages, request_messages, rewrite_messages
+from clarifylab.data.builders.ambigsql_kinds import AmbiguityKind, choose_kind, query_tables
+from clarifylab.data.builders.ambigsql_parse import judge_question, judge_request, judge_rewrite, parse_line
+from clarifylab.data.builders.ambigsql_prompts import PROMPT_VERSION, question_messages, request_messages, rewrite_messages
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,9 @@ class RewriteOptions:
 
     Attributes:
         mode: ``two_step`` (one teacher call for the request, one for the question) or ``joint`` (one call,
-            two labelled lines); see :mod:`~clarifylab.generation.ambigsql_prompts`.
+            two labelled lines); see :mod:`~clarifylab.data.builders.ambigsql_prompts`.
         seed: seeds the ambiguity kind per request.
-        presentation_rate: see :func:`~clarifylab.generation.ambigsql_kinds.choose_kind`.
+        presentation_rate: see :func:`~clarifylab.data.builders.ambigsql_kinds.choose_kind`.
         shots: demonstrations of the kind per prompt (0..3).
         max_schema_chars: bound on the schema text in the teacher's prompt (``None`` = whole schema).
         require_question_mark: drop clarifying questions without ``?`` (``not_a_question``).
@@ -166,7 +166,7 @@ def rewrite_pending(pending: Sequence[tuple[dict[str, Any], str]], teacher: Chat
     """Ask the teacher for the ambiguous request and clarifying question of each ``(record, schema text)`` and
     complete the records in place (``status``, ``reason``, ``teacher_outputs``, ``ambiguous_request``,
     ``clarifying_question``). ``joint``: one call for all; ``two_step``: one call for the requests, one for the
-    questions of the usable requests (see :mod:`~clarifylab.generation.ambigsql_prompts`)."""
+    questions of the usable requests (see :mod:`~clarifylab.data.builders.ambigsql_prompts`)."""
     kinds = [AmbiguityKind(record["kind"]) for record, _ in pending]
     if options.mode == "joint":
         replies = _complete(teacher, [rewrite_messages(schema, r["query"], r["original_question"], kind, options.shots)
@@ -204,7 +204,7 @@ def process_chunk(chunk: Sequence[SpiderRequest], teacher: ChatBackend, params: 
     requests whose gold SQL executes.
 
     A record is :func:`base_record` plus ``status`` (``kept`` | ``dropped``) and ``reason`` (None, or
-    ``gold_sql_fails`` with ``detail``, or one of :data:`~clarifylab.generation.ambigsql_parse.DROP_REASONS`)
+    ``gold_sql_fails`` with ``detail``, or one of :data:`~clarifylab.data.builders.ambigsql_parse.DROP_REASONS`)
     and, past the gold check, ``gold_rows``, ``kind``, ``teacher_outputs`` (raw replies),
     ``ambiguous_request`` and ``clarifying_question`` (as parsed; None where not reached).
     """
@@ -236,7 +236,7 @@ def process_requests(planned: Sequence[SpiderRequest], done: set[str], teacher: 
     Returns:
         The number of requests processed now.
     """
-    from clarifylab.generation.ambigsql_log import append_records
+    from clarifylab.data.builders.ambigsql_log import append_records
 
     if batch_size < 1:
         raise ConfigError(f"task.batch_size must be >= 1, got {batch_size}")
@@ -382,8 +382,8 @@ def generate_ambigsql(out_dir: str, spider_dir: str, teacher: Mapping[str, Any] 
     """
     from clarifylab.backends.accounting import UsageMeter
     from clarifylab.data.jsonl import write_examples
-    from clarifylab.generation.ambigsql_log import check_fingerprint, recover_log
-    from clarifylab.generation.teacher_nodes import build_teacher, plain
+    from clarifylab.data.builders.ambigsql_log import check_fingerprint, recover_log
+    from clarifylab.backends.teacher_nodes import build_teacher, plain
     from clarifylab.io import write_json
 
     paths = plain(paths)

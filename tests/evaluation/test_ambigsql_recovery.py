@@ -16,7 +16,7 @@ from clarifylab.config import PROJECT_ROOT, register_resolvers
 from clarifylab.data.jsonl import write_examples
 from clarifylab.data.schema import Action, Clarification, Example, Turn
 from clarifylab.errors import ConfigError, DataFormatError
-from clarifylab.generation.ambigsql_recovery import (RECOVERY_INSTRUCTION, recovery_prompts, recovery_rates,
+from clarifylab.evaluation.ambigsql_recovery import (RECOVERY_INSTRUCTION, recovery_prompts, recovery_rates,
                                                      run_recovery_check)
 
 register_resolvers()

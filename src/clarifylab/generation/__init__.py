@@ -1,1 +1,0 @@
-"""Data builders that call a model (teacher / conditional generator M): ACT contrastive pairs (Alg. 1)."""

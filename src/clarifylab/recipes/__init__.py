@@ -1,1 +1,0 @@
-"""Outer training loops (build data -> fit -> iterate), one module per trainer: ``sft``, ..."""
