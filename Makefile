@@ -36,17 +36,17 @@ demo: $(STAMP)
 	@echo "== 1/6 synthetic corpus =="
 	$(BIN)/python generate.py task=synthetic_tables
 	@echo "== 2/6 SFT of SmolLM2-135M-Instruct with LoRA (converts the bundled GGUF once) =="
-	$(BIN)/python train.py experiment=demo hydra.run.dir=$(DEMO)/sft
+	$(BIN)/python train.py experiment=demo hydra.run.dir=$(DEMO)/sft reuse_run_dir=true
 	@echo "== 3/6 ACT Alg. 1: contrastive action pairs, losing replies written by SmolLM2 =="
 	$(BIN)/python generate.py task=act_pairs task.max_examples=48 task.k=2 task.max_new_tokens=32 \
-	    'task.splits=[train]' task.out_dir=$(DEMO)/act_pairs hydra.run.dir=$(DEMO)/act_pairs/run
+	    'task.splits=[train]' task.out_dir=$(DEMO)/act_pairs hydra.run.dir=$(DEMO)/act_pairs/run reuse_run_dir=true
 	@echo "== 4/6 ACT Alg. 2: on-policy DPO from the SFT policy (oracle user simulator) =="
 	$(BIN)/python train.py experiment=demo_act sft_policy=$(DEMO)/sft/policy act_pairs_dir=$(DEMO)/act_pairs \
-	    hydra.run.dir=$(DEMO)/act
+	    hydra.run.dir=$(DEMO)/act reuse_run_dir=true
 	@echo "== 5/6 evaluate the base model, the SFT policy and the ACT policy =="
-	$(BIN)/python evaluate.py experiment=demo label=base hydra.run.dir=$(DEMO)/eval_base
-	$(BIN)/python evaluate.py experiment=demo label=sft policy_dir=$(DEMO)/sft/policy hydra.run.dir=$(DEMO)/eval_sft
-	$(BIN)/python evaluate.py experiment=demo label=act policy_dir=$(DEMO)/act/policy hydra.run.dir=$(DEMO)/eval_act
+	$(BIN)/python evaluate.py experiment=demo label=base hydra.run.dir=$(DEMO)/eval_base reuse_run_dir=true
+	$(BIN)/python evaluate.py experiment=demo label=sft policy_dir=$(DEMO)/sft/policy hydra.run.dir=$(DEMO)/eval_sft reuse_run_dir=true
+	$(BIN)/python evaluate.py experiment=demo label=act policy_dir=$(DEMO)/act/policy hydra.run.dir=$(DEMO)/eval_act reuse_run_dir=true
 	@echo "== 6/6 results =="
 	$(BIN)/python experiments/report.py $(DEMO)/eval_base $(DEMO)/eval_sft $(DEMO)/eval_act --out $(DEMO)/results.md
 	@echo "outputs: $(DEMO)/ (sft/, act/ = checkpoints, policy, W&B offline run; act/act_samples = on-policy samples; eval_*/ = metrics and trajectories)"

@@ -10,10 +10,16 @@ Writes metrics.json, metrics.csv, results.md and trajectories.jsonl to the run d
 trajectory table with logger=wandb) and returns the trajectory-level H (for sweepers).
 """
 
-import hydra
-from omegaconf import DictConfig
+import sys
+from pathlib import Path
 
-from clarifylab.config import apply_offline_defaults, entry_point, register_resolvers
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # run this checkout's code (README "Paths")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from clarifylab.config import apply_offline_defaults, entry_point, register_resolvers  # noqa: E402
+from clarifylab.preflight import check_inputs  # noqa: E402
 
 register_resolvers()
 apply_offline_defaults()
@@ -24,6 +30,7 @@ apply_offline_defaults()
 def main(cfg: DictConfig) -> float:
     from clarifylab.evaluation.policy_eval import run_policy_evaluation
 
+    check_inputs(cfg)
     metrics = run_policy_evaluation(cfg)
     return metrics["trajectory_h"]
 

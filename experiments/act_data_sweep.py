@@ -13,10 +13,13 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from clarifylab.config import PROJECT_ROOT
-from clarifylab.errors import ClarifyLabError
-from clarifylab.methods.act.data_size_sweep import DATASETS, SCALES, TRAINERS, plan
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code (README "Paths")
+
+from clarifylab.config import PROJECT_ROOT  # noqa: E402
+from clarifylab.errors import ClarifyLabError  # noqa: E402
+from clarifylab.methods.act.data_size_sweep import DATASETS, SCALES, TRAINERS, plan  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

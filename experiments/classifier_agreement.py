@@ -12,10 +12,15 @@ agreement.md to the Hydra run directory, prints a rich table, and returns the ma
 The logic lives in clarifylab.evaluation.classifier_agreement; the config is conf/agreement.yaml.
 """
 
-import hydra
-from omegaconf import DictConfig
+import sys
+from pathlib import Path
 
-from clarifylab.config import apply_offline_defaults, entry_point, register_resolvers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code (README "Paths")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from clarifylab.config import apply_offline_defaults, entry_point, register_resolvers  # noqa: E402
 
 register_resolvers()
 apply_offline_defaults()

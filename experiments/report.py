@@ -1,11 +1,13 @@
-"""Aggregate evaluation runs into the papers' table: one row per (dataset, model, approach, #conversations).
+"""Aggregate evaluation runs into the papers' table: one row per run configuration, seeds averaged.
 
     python experiments/report.py multirun/evaluate/2026-01-01_12-00-00 --out results.md
     python experiments/report.py outputs/demo/eval_base outputs/demo/eval_sft --out outputs/demo/results.md
     python experiments/report.py multirun/evaluate/<date> --layout act --out tables.md   # ACT Tables 1-3
 
 Each path is an evaluate.py output directory or any folder above some (found recursively by their
-metrics.json). Runs that share the grouping keys (e.g. several seeds) are averaged, with ± std.
+metrics.json). Runs that differ only in their seeds are averaged, with ± std and a `runs` count; runs that
+differ in anything else recorded in metrics.json (split, data file or its hash, trainer, ablation, pairs,
+conversations, simulator, ...: clarifylab.evaluation.tables.GROUP_BY) are separate rows.
 Prints a rich table and writes Markdown (--out) and CSV (--csv, default: --out with .csv).
 """
 
@@ -13,9 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from clarifylab.errors import ClarifyLabError
-from clarifylab.methods.act.paper_tables import render_act_tables
-from clarifylab.evaluation.tables import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code (README "Paths")
+
+from clarifylab.errors import ClarifyLabError  # noqa: E402
+from clarifylab.methods.act.paper_tables import render_act_tables  # noqa: E402
+from clarifylab.evaluation.tables import (  # noqa: E402
     GROUP_BY,
     REPORT_COLUMNS,
     aggregate_runs,
@@ -24,7 +28,7 @@ from clarifylab.evaluation.tables import (
     find_eval_dirs,
     read_eval_summaries,
 )
-from clarifylab.io import write_text
+from clarifylab.io import write_text  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

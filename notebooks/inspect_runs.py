@@ -72,7 +72,10 @@ for eval_dir in eval_dirs:
     if not path.exists():
         continue
     trajectories = [json.loads(line) for line in path.open()]
-    confusion = Counter((t["gold_action"], t["predicted_action"]) for t in trajectories)
+    decisions: dict[str, dict] = {}  # one decision point per example, however many trajectories (interpretations)
+    for trajectory in trajectories:
+        decisions.setdefault(trajectory["id"], trajectory)
+    confusion = Counter((t["gold_action"], t["predicted_action"]) for t in decisions.values())
     report += [f"## {eval_dir.relative_to(RUN_ROOT)}", "", "| gold \\ predicted | clarify | answer |", "|---|---|---|"]
     report += [f"| {gold} | {confusion[(gold, 'clarify')]} | {confusion[(gold, 'answer')]} |" for gold in ("clarify", "answer")]
     for gold, predicted in sorted(confusion):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,8 @@ def test_unknown_dataset_name_lists_the_known_ones(tmp_path):
     result = run("train.py", "experiment=smoke", "dataset.name=nope", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
     assert "dataset.name='nope' is not a known dataset; choose one of" in result.stderr
+    assert (result.stdout + result.stderr).count("is not a known dataset") == 1   # printed once, not logged too
+    assert "is not a known dataset" in (tmp_path / "train.log").read_text()      # and kept in the run's log file
     unknown_option = run("train.py", "dataset=nope", f"hydra.run.dir={tmp_path}")
     assert unknown_option.returncode != 0
     assert "Could not find 'dataset/nope'" in unknown_option.stderr
@@ -101,3 +104,34 @@ def test_ddp_two_cpu_processes(tmp_path, corpus_dir):
     output = result.stdout + result.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output and "distributed_backend=gloo" in output
     assert (tmp_path / "ddp" / "policy" / "clarifylab_policy.json").is_file()
+
+
+def test_bad_input_is_reported_before_any_model_loads(tmp_path):
+    """The pairs file is checked before the student loads: the student here does not exist either, and loading it
+    first (as before clarifylab.preflight) would have reported the model instead."""
+    result = run("train.py", "trainer=dpo", f"trainer.pairs_path={tmp_path / 'none.jsonl'}", "student=local",
+                 f"student.name_or_path={tmp_path / 'no-model'}", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: trainer.pairs_path={tmp_path / 'none.jsonl'} does not exist: build the pairs first (python "
+        "generate.py task=act_pairs task.out_dir=<folder>; with an act_paper experiment pass act_pairs_dir=<folder>) "
+        "or point the key at an existing JSONL of preference pairs"]
+
+
+def test_entry_point_runs_the_code_and_paths_of_its_own_checkout(tmp_path):
+    """A second checkout sharing this venv (where clarifylab is installed from PROJECT_ROOT) uses its own src/ and
+    writes under its own root, not under the installed tree."""
+    checkout = tmp_path / "other-checkout"
+    shutil.copytree(PROJECT_ROOT / "src", checkout / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(PROJECT_ROOT / "conf", checkout / "conf")
+    for script in ("train.py", "evaluate.py", "generate.py"):
+        shutil.copy(PROJECT_ROOT / script, checkout / script)
+    for script, extra in (("train.py", []), ("evaluate.py", []), ("generate.py", ["task=synthetic_tables"])):
+        result = run(str(checkout / script), *extra, "--cfg", "job", "--resolve", "-p", "paths", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"root_dir: {checkout}\n" in result.stdout, (script, result.stdout)
+        assert f"generated_dir: {checkout}/data/generated\n" in result.stdout
+    probe = ("import runpy, sys; sys.argv = [sys.argv[1], '--help']; "
+             "runpy.run_path(sys.argv[0], run_name='probe'); import clarifylab; print(clarifylab.__file__)")
+    result = run("-c", probe, str(checkout / "train.py"), cwd=tmp_path)
+    assert result.stdout.strip().splitlines()[-1] == str(checkout / "src" / "clarifylab" / "__init__.py")

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Create a new, empty hidden sibling of ``path`` with mode 0666 & ~umask, as ``open(path, "w")`` would (not
+    ``tempfile.mkstemp``'s owner-only 0600). Returns (file descriptor, its path)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing and move it over ``path`` on success.
 
-    On an exception the temporary file is removed and an existing ``path`` is left untouched.
+    On an exception the temporary file is removed and an existing ``path`` is left untouched. The file gets the
+    permissions a plain ``open()`` gives (0666 minus the umask: 0644 under umask 022).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle

@@ -52,6 +52,24 @@ def assert_no_secret(*texts: str) -> None:
 # --- transformers serve ---------------------------------------------------------------------------
 
 
+def server_unavailable(reason: str) -> None:
+    """Skip a test that needs the real server when it cannot start, except in CI (env CI set and not false/0),
+    where a server that does not start must fail the run instead of hiding the tests."""
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def test_a_server_that_does_not_start_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI: serve exited"):
+        server_unavailable("serve exited")
+    for value in ("false", ""):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.skip.Exception, match="serve exited"):
+            server_unavailable("serve exited")
+
+
 @pytest.fixture(scope="module")
 def served_tiny(tmp_path_factory):
     """``transformers serve`` of the tiny random Llama on 127.0.0.1; yields (base_url, model_dir, startup_s)."""
@@ -76,10 +94,11 @@ def served_tiny(tmp_path_factory):
         base_url = f"http://127.0.0.1:{port}/v1"
         while True:
             if server.poll() is not None:
-                pytest.skip(f"transformers serve exited with {server.returncode}: {log_path.read_text()[-1500:]}")
+                server_unavailable(f"transformers serve exited with {server.returncode}: "
+                                   f"{log_path.read_text()[-1500:]}")
             if time.perf_counter() - started > SERVER_START_DEADLINE_S:
-                pytest.skip(f"transformers serve did not answer /v1/models within {SERVER_START_DEADLINE_S} s: "
-                            f"{log_path.read_text()[-1500:]}")
+                server_unavailable(f"transformers serve did not answer /v1/models within {SERVER_START_DEADLINE_S} s: "
+                                   f"{log_path.read_text()[-1500:]}")
             try:
                 with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
                     if response.status == 200:

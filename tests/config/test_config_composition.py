@@ -87,6 +87,41 @@ def test_option_composes_and_resolves(group, option):
         get_object(target)  # importable
     if GROUPS[group] == "train":
         get_method(container["trainer"]["recipe"])
+    assert cfg.hydra.runtime.choices[group] == option
+    literals, named = own_values(group, option)
+    composed = OmegaConf.create(container)
+    if not named:  # an empty option (logger=none): the group node is empty
+        assert not container.get(group), container.get(group)
+    overridden = {o.split("=", 1)[0] for o in overrides}
+    for key in named:
+        assert OmegaConf.select(composed, key, default="<absent>") != "<absent>", key
+    for key, value in literals.items():
+        if key not in overridden:
+            assert OmegaConf.select(composed, key) == value, key
+
+
+def own_values(group: str, option: str) -> tuple[dict[str, object], list[str]]:
+    """What conf/<group>/<option>.yaml sets: its literal (non-interpolated, non-mandatory) leaves and the full keys of
+    all its leaves, as paths in the composed config (its package: the group, or the root for ``_global_`` files)."""
+    path = CONF / group / f"{option}.yaml"
+    package = "" if "@package _global_" in path.read_text() else group
+    literals: dict[str, object] = {}
+    named: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            full = f"{prefix}.{key}" if prefix else key
+            if key == "defaults" and prefix == package:
+                continue
+            if isinstance(value, dict) and value:
+                walk(value, full)
+                continue
+            named.append(full)
+            if not (isinstance(value, str) and ("${" in value or value == "???")):
+                literals[full] = value
+
+    walk(OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}, package)
+    return literals, named
 
 
 def test_every_group_dir_is_covered():
@@ -94,10 +129,25 @@ def test_every_group_dir_is_covered():
     assert on_disk == set(GROUPS)
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib", "joblib_local", "submitit_slurm", "slurm"])
+LAUNCHER_TARGETS = {
+    "basic": "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "joblib_local": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+    "slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHER_TARGETS))
 def test_launchers_compose(launcher):
     cfg, _ = compose_resolved("train", [f"hydra/launcher={launcher}"])
-    assert cfg.hydra.launcher._target_
+    assert cfg.hydra.launcher._target_ == LAUNCHER_TARGETS[launcher]
+    get_object(cfg.hydra.launcher._target_)
+    if launcher == "joblib_local":
+        assert cfg.hydra.launcher.n_jobs == 2
+    if launcher == "slurm":
+        assert (cfg.hydra.launcher.timeout_min, cfg.hydra.launcher.gpus_per_node, cfg.hydra.launcher.tasks_per_node) \
+            == (720, 1, 1)
 
 
 def test_data_dir_comes_from_environment(monkeypatch, tmp_path):

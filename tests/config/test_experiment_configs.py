@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 from hydra.utils import get_method, get_object
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
@@ -37,7 +38,7 @@ EVAL_EXPERIMENTS = {"pacific": "pacific", "abg_coqa": "abg_coqa", "ambigsql": "a
 BUILDING_BLOCKS = {"base", "sft_hparams", "act_hparams", "irpo_hparams"}   # included by the others; compose alone too
 SFT_PAPER = {"lr": 2.0e-5, "max_epochs": 8, "batch_size": 4, "max_length": 1280, "policy_from": "best"}
 ACT_PAPER_HP = {"beta": 0.01, "lr": 5.0e-7, "max_epochs": 12, "batch_size": 4, "max_length": 1280,
-                "threshold": 0.9, "policy_from": "best", "objective": "val/reward_margin"}
+                "threshold": None, "policy_from": "best", "objective": "val/reward_margin"}  # threshold: per task
 
 
 def overrides_for(name: str) -> list[str]:
@@ -57,8 +58,10 @@ def test_composes_with_train_and_names_importable_targets(name):
     for target in targets(container):
         get_object(target)
     get_method(container["trainer"]["recipe"])
-    if name in BUILDING_BLOCKS - {"base"}:
-        return  # a trainer mixin alone keeps train.yaml's student and hardware
+    if name in BUILDING_BLOCKS - {"base"}:  # a trainer mixin alone selects its trainer, keeps train.yaml's student
+        assert container["trainer"]["name"] == name.removesuffix("_hparams")
+        assert cfg.hydra.runtime.choices.student == "smollm2"
+        return
     assert container["student"]["source"] == "hub"
     assert container["student"]["name_or_path"] == "HuggingFaceH4/zephyr-7b-beta"
     assert cfg.hydra.runtime.choices.hardware == "gpu"
@@ -163,11 +166,41 @@ def test_tiny_smoke_of_the_pacific_act_experiment(tmp_path, monkeypatch):
         "trainer.eval_batch_size=4", "trainer.max_turns=2", "trainer.max_new_tokens=6", "trainer.progress_bar=none",
         "trainer.model_summary=false", "trainer.checkpoint_every_n_steps=null"])
     container["output_dir"] = str(out)
+    container["logger"]["csv"]["save_dir"] = str(out)   # resolved before output_dir was set
     cfg = OmegaConf.create(container)
     generate_act_pairs(container["act_pairs_dir"], dataset=container["dataset"], teacher={"name": "fixed"},
                        classifier=container["classifier"], paths=container["paths"],
                        splits=["train", "validation"], max_examples=4, generator=_FixedM())
     assert Path(cfg.trainer.pairs_path) == tmp_path / "generated" / "act_pairs" / "pacific-c50" / "train.jsonl"
-    result = run_act(cfg)
+    moved = _ParameterChange()
+    result = run_act(cfg, extra_callbacks=[moved])
     assert result["train/steps"] == 2 and result["train/loss"] == pytest.approx(0.6931, abs=1e-3)  # log 2 at lr 5e-7
+    # the 2 optimizer steps changed the trainable (LoRA) weights, by at most lr per step (Adam's step size)
+    assert moved.names and 0 < moved.max_abs_change <= 2 * 5.0e-7 * (1 + 1e-3), moved.max_abs_change
     assert (out / "policy").is_dir()
+
+
+class _ParameterChange(pl.Callback):
+    """Records the largest absolute change of any trainable parameter between the start and end of fit."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.before = {n: p.detach().clone() for n, p in pl_module.named_parameters() if p.requires_grad}
+        self.names = sorted(self.before)
+
+    def on_train_end(self, trainer, pl_module):
+        after = dict(pl_module.named_parameters())
+        self.max_abs_change = max(float((after[n].detach() - p).abs().max()) for n, p in self.before.items())
+
+
+def test_paper_runs_state_their_action_classifier_and_user_simulator():
+    """The paper's A and U are LLMs; act_paper/base.yaml selects heuristic/oracle on purpose and says why, and the
+    command line can switch to the LLM ones."""
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.to_container(OmegaConf.load(ACT_PAPER / "base.yaml"))["defaults"]
+    assert {"override /classifier": "heuristic"} in defaults and {"override /simulator": "oracle"} in defaults
+    assert "A and U (deviation, deliberate)" in (ACT_PAPER / "base.yaml").read_text()
+    cfg, _ = compose_resolved("train", overrides_for("pacific_act"))
+    assert (cfg.hydra.runtime.choices.classifier, cfg.hydra.runtime.choices.simulator) == ("heuristic", "oracle")
+    cfg, _ = compose_resolved("train", overrides_for("pacific_act") + ["classifier=llm_fewshot", "simulator=llm"])
+    assert (cfg.hydra.runtime.choices.classifier, cfg.hydra.runtime.choices.simulator) == ("llm_fewshot", "llm")

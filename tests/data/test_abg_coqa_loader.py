@@ -145,6 +145,28 @@ def test_registry_splits_by_story():
     assert {e.meta["conversation_id"] for e in train}.isdisjoint({e.meta["conversation_id"] for e in test})
 
 
+def test_a_passage_under_two_story_ids_is_one_conversation(tmp_path):
+    # CoQA reuses passages under several story ids; grouping by id put one passage in train and in test.
+    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    copy = json.loads(json.dumps(data["data"][0]))
+    copy["id"] = "astoryone|5|1"
+    copy["story"] = " " + STORY_ONE.replace(" a red", "  A red") + "\n"   # same text up to case and spacing
+    data["data"].append(copy)
+    path = tmp_path / "abg.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    loaded = load_abg_coqa(path)
+    assert {e.id: e.meta["conversation_id"] for e in loaded} == {
+        "storyone|3|2": "astoryone", "storyone|4|2": "astoryone", "astoryone|5|1": "astoryone",
+        "storytwo|2|1": "storytwo", "storytwo|1|1": "storytwo"}
+    assert [e.meta["story_id"] for e in loaded] == ["storyone", "storyone", "storytwo", "storytwo", "astoryone"]
+    assert loaded[0].meta["passage_key"] == loaded[4].meta["passage_key"] != loaded[2].meta["passage_key"]
+    cfg = OmegaConf.create({"name": "abg_coqa", "path": str(path), "eval_fraction": 0.5, "split_seed": 0,
+                            "val_conversations": 0, "conversations": None, "subset_seed": 0})
+    train, test = load_dataset_split(cfg, "train", None), load_dataset_split(cfg, "test", None)
+    assert sorted([len(train), len(test)]) == [2, 3]                 # 2 conversations: storytwo | both storyones
+    assert {e.meta["passage_key"] for e in train}.isdisjoint({e.meta["passage_key"] for e in test})
+
+
 # --- the real copy ------------------------------------------------------------------------------------
 
 needs_real_copy = pytest.mark.skipif(not REAL_FILE.is_file(), reason=f"Abg-CoQA not found at {REAL_FILE} "
@@ -160,7 +182,8 @@ def test_real_copy_counts():
     assert len(clarify) == 130
     assert sum(len(e.clarifications) for e in clarify) == 266
     assert all(e.goal == [c.answer for c in e.clarifications] for e in clarify)
-    assert len({e.meta["conversation_id"] for e in loaded}) == 500
+    assert len({e.meta["story_id"] for e in loaded}) == 500
+    assert len({e.meta["conversation_id"] for e in loaded}) == len({e.meta["passage_key"] for e in loaded}) == 495
 
 
 @pytest.mark.data
@@ -170,7 +193,20 @@ def test_real_copy_split_sizes_match_the_config_comments():
     cfg.path = str(REAL_FILE)
     sizes = {split: load_dataset_split(cfg, split, None) for split in ("train", "validation", "test")}
     assert {k: (len({e.meta["conversation_id"] for e in v}), len(v), sum(e.action is Action.CLARIFY for e in v))
-            for k, v in sizes.items()} == {"train": (380, 827, 92), "validation": (20, 48, 10), "test": (100, 217, 28)}
-    for n, count in ((50, 92), (100, 200), (250, 550)):
+            for k, v in sizes.items()} == {"train": (376, 828, 92), "validation": (20, 49, 10), "test": (99, 215, 28)}
+    for n, count in ((50, 92), (100, 200), (250, 556)):
         cfg.conversations = n
         assert len(load_dataset_split(cfg, "train", None)) == count
+
+
+@pytest.mark.data
+@needs_real_copy
+def test_real_splits_share_no_passage():
+    # Split by story id, 2 test passages were also in train (and 1 validation passage): 5 CoQA passages repeat.
+    cfg = OmegaConf.load(Path(__file__).parents[2] / "conf" / "dataset" / "abg_coqa.yaml")
+    cfg.path = str(REAL_FILE)
+    passages = {split: {" ".join(e.context.lower().split()) for e in load_dataset_split(cfg, split, None)}
+                for split in ("train", "validation", "test")}
+    assert (len(passages["train"]), len(passages["validation"]), len(passages["test"])) == (376, 20, 99)
+    assert passages["train"].isdisjoint(passages["test"]) and passages["validation"].isdisjoint(passages["test"])
+    assert passages["train"].isdisjoint(passages["validation"])

@@ -9,6 +9,8 @@ from clarifylab.data.schema import Action, Example, Turn
 from clarifylab.data.splits import (
     SplitPlan,
     conversation_splits,
+    merge_by_content,
+    passage_key,
     seeded_order,
     select_split,
     split_dialogues,
@@ -148,3 +150,10 @@ def test_select_split_errors():
     examples[4].meta.pop("conversation_id")
     with pytest.raises(DataFormatError, match="Example 'c1-t1' has no meta\\['conversation_id'\\]"):
         select_split(examples, "train", SplitPlan(val_conversations=2))
+
+
+def test_passage_key_and_merge_by_content():
+    assert passage_key("A  red kite.\n") == passage_key("a red kite.") != passage_key("a red kite")
+    assert passage_key("x").startswith("passage-") and len(passage_key("x")) == len("passage-") + 16
+    merged = merge_by_content([("b", "k1"), ("a", "k1"), ("c", "k2"), ("b", "k1")])
+    assert merged == {"b": "a", "a": "a", "c": "c"}

@@ -148,6 +148,19 @@ def _tree(tmp_path, tsv_text: str) -> Path:
     return root
 
 
+def test_target_values_stay_a_list_from_loader_to_scorer(tmp_path):
+    from clarifylab.metrics.task_heuristics import heuristic_for
+
+    root = _tree(tmp_path, HEADER + "nt-0\twhen?\tcsv/200-csv/0.csv\tMarch 21, 1964|Renaissance, Part 1\n"
+                                    "nt-1\twhen?\tcsv/200-csv/0.csv\tMarch 21, 1964\n")
+    two, one = load_wtq(root, "data/q.tsv")
+    assert two.meta["target_values"] == ["March 21, 1964", "Renaissance, Part 1"]
+    assert two.response == "March 21, 1964, Renaissance, Part 1" and one.meta["target_values"] == ["March 21, 1964"]
+    scores = heuristic_for("wtq").score([two.response, "Renaissance, Part 1, March 21, 1964", one.response,
+                                         "March 21"], [two.goal, two.goal, one.goal, one.goal], [two, two, one, one])
+    assert scores == [1.0, 1.0, 1.0, 0.0]
+
+
 GOOD = "nt-0\twhich title?\tcsv/200-csv/0.csv\tRenaissance, Part 1\n"
 MALFORMED = {
     "wrong header": ("id\tquestion\tcontext\tanswer\n" + GOOD,

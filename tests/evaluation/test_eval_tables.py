@@ -105,3 +105,52 @@ def test_malformed_metrics_file_names_the_path(tmp_path):
     (tmp_path / "run" / "metrics.json").write_text("{")
     with pytest.raises(DataFormatError, match="run/metrics.json: not valid JSON"):
         build_report([tmp_path], console=Console(record=True))
+
+
+def act_run(**changes):
+    """metrics.json of an evaluated ACT policy, with every identity key evaluate.py writes."""
+    return {"label": "act", "dataset": "pacific", "split": "test", "data_file": "/data/pacific/validation.json",
+            "data_sha256": "a" * 64, "model": "smollm2_gguf", "approach": "act", "trainer": "act", "ablation": "none",
+            "train_dataset": "pacific", "pairs": "/gen/act_pairs/pacific/train.jsonl", "pseudo_labels": False,
+            "conversations": 50, "simulator": "oracle", "classifier": "HeuristicActionClassifier", "max_turns": 3,
+            "interpretations": "first", "max_examples": None, "seed": 0, "train_seed": 0, "macro_f1": 0.5,
+            "overrides": ["seed=0"], **changes}
+
+
+VARIANTS = {  # run folder -> what differs from seed 0 of the full ACT run
+    "act_s0": {}, "act_s1": {"seed": 1, "train_seed": 1, "macro_f1": 0.7, "overrides": ["seed=1"]},
+    "no_sim": {"ablation": "no_simulation"},
+    "pseudo": {"pairs": "/gen/act_pairs/pacific-c50-pseudo/train.jsonl", "pseudo_labels": True},
+    "dev_split": {"split": "validation"},
+    "heldout_file": {"split": "all", "data_file": "/data/pacific/test.json", "data_sha256": "b" * 64},
+    "edited_file": {"data_sha256": "c" * 64},  # same path, other content
+    "llm_user": {"simulator": "llm", "simulator_model": "smollm2_gguf:SmolLM2-135M-Instruct"},
+}
+
+
+def test_runs_differing_in_ablation_pairs_split_or_data_are_separate_rows_seeds_merge(tmp_path, capsys):
+    for name, changes in VARIANTS.items():
+        write_run(tmp_path / "runs" / name, **act_run(**changes))
+    markdown, _, rows = build_report([tmp_path / "runs"], console=Console(record=True, width=300))
+    by_key = {(r["ablation"], r["pseudo_labels"], r["split"], r["data"], r["simulator"]): r for r in rows}
+    assert len(rows) == 7 and len(by_key) == 7
+    full = by_key[("none", False, "test", "validation.json@aaaaaaaaaaaa", "oracle")]
+    assert full["runs"] == 2 and full["seed"] == "0,1" and full["train_seed"] == "0,1"
+    assert full["macro_f1"] == pytest.approx(0.6) and full["macro_f1_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert [r["runs"] for r in rows if r is not full] == [1] * 6
+    assert by_key[("none", False, "all", "test.json@bbbbbbbbbbbb", "oracle")]["runs"] == 1
+    assert by_key[("none", False, "test", "validation.json@cccccccccccc", "oracle")]["runs"] == 1
+    # The table names what differs: split, data (file@hash), ablation and the pairs' folder.
+    assert "| Split | Data | Model | Approach | Ablation | Pairs |" in markdown
+    assert "| act | pacific | test | validation.json@aaaaaaaaaaaa | smollm2_gguf | act | none | pacific/train.jsonl " \
+           "| 50 | 2 |" in markdown
+    assert "| no_simulation | pacific/train.jsonl |" in markdown
+    assert "| none | pacific-c50-pseudo/train.jsonl |" in markdown
+    report = load_report_script()
+    assert report.main([str(tmp_path / "runs")]) == 0 and "report: 7 rows" in capsys.readouterr().out
+
+
+def test_old_metrics_without_the_new_keys_still_group():
+    rows = aggregate_runs([{"dataset": "d", "model": "m", "approach": "a", "x": 1.0},
+                           {"dataset": "d", "model": "m", "approach": "a", "x": 3.0}])
+    assert len(rows) == 1 and rows[0]["runs"] == 2 and rows[0]["x"] == 2.0

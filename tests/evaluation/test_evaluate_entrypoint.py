@@ -42,6 +42,7 @@ def test_evaluate_writes_every_file_and_an_offline_wandb_run(tmp_path, monkeypat
     assert (saved["label"], saved["model"], saved["approach"], saved["conversations"]) == ("tiny", "tiny", "base", None)
     assert (saved["dataset"], saved["split"], saved["n_examples"]) == ("synthetic_tables", "test", 4)
     assert saved["simulator"] == "llm" and saved["classifier"] == "FewShotLLMActionClassifier"
+    assert saved["simulator_model"] == saved["classifier_model"] == "tiny:seed=0"  # the LLM behind each role
     # The classifier labels every first response in one call: 4 conversations, tokens counted.
     assert saved["usage"]["classifier"]["conversations"] >= 4 and saved["usage"]["policy"]["prompt_tokens"] > 0
     assert len((out / "trajectories.jsonl").read_text().splitlines()) == 4
@@ -84,3 +85,32 @@ def test_missing_policy_dir_fails_loudly(tmp_path):
     cfg = compose_evaluate(tmp_path, "x", [f"policy_dir={tmp_path / 'nope'}"])
     with pytest.raises(DataNotFoundError, match="policy_dir=.*does not exist"):
         run_policy_evaluation(cfg)
+
+
+def test_metrics_record_provenance_and_report_keeps_non_replicates_apart(tmp_path):
+    from rich.console import Console
+
+    from clarifylab.evaluation.run_provenance import file_sha256
+    from clarifylab.evaluation.tables import build_report
+
+    runs = {"s0": ["seed=0"], "s1": ["seed=1"], "dev": ["seed=0", "split=validation"]}
+    saved = {name: run_policy_evaluation(compose_evaluate(tmp_path, f"runs/{name}", overrides))
+             for name, overrides in runs.items()}
+    first = saved["s0"]
+    test_file = tmp_path / "generated" / "synthetic_tables" / "test.jsonl"
+    assert (first["split"], first["data_file"], first["data_sha256"]) == ("test", str(test_file),
+                                                                          file_sha256(test_file))
+    assert saved["dev"]["data_file"] == str(test_file.with_name("validation.jsonl"))
+    assert first["overrides"][:2] == ["student=tiny", "max_examples=4"] and first["choices"]["student"] == "tiny"
+    assert (first["max_examples"], first["sampling"], first["n_examples_in_split"]) == (
+        4, "stratified_by_gold_action", 60)
+    assert first["code_version"] is None or len(first["code_version"].removesuffix("+dirty")) == 40
+    assert (first["trainer"], first["ablation"], first["pairs"]) == (None, None, None)  # not a trained policy
+    assert (first["simulator_model"], first["classifier_model"]) == (None, None)  # oracle, heuristic: no LLM
+    records = {name: [json.loads(line) for line in (tmp_path / "runs" / name / "trajectories.jsonl").open()]
+               for name in ("s0", "s1")}
+    assert [r["id"] for r in records["s0"]] != [r["id"] for r in records["s1"]]  # each seed draws its own sample
+    assert all(sorted(r["gold_action"] for r in rs) == ["answer", "answer", "clarify", "clarify"]  # 30/60 clarify
+               for rs in records.values())
+    _, _, rows = build_report([tmp_path / "runs"], console=Console(record=True, width=300))
+    assert sorted((r["split"], r["runs"], r["seed"]) for r in rows) == [("test", 2, "0,1"), ("validation", 1, 0)]

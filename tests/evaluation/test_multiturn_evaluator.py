@@ -154,7 +154,7 @@ def test_abg_coqa_style_example_gets_one_trajectory_per_interpretation(scripted_
     s = result.summary
     assert s["interpretations"] == "all" and (s["n_examples"], s["n_trajectories"]) == (2, 3)
     assert s["turn_h"] == 1.0  # per unique prompt: both first responses equal their gold responses
-    assert s["n"] == 3 and s["macro_f1"] == 1.0  # the action of y counts once per trajectory
+    assert s["n"] == 2 and s["macro_f1"] == 1.0  # the action of y counts once per example (decision point)
     # The shared first response is generated once per unique prompt, then one round for both interpretations.
     assert [len(batch) for batch in policy.calls] == [2, 2]
 
@@ -190,6 +190,18 @@ def test_summarize_counts_turn_h_once_per_example():
     assert s["heuristic"] == "h" and s["mean_assistant_turns"] == pytest.approx(5 / 3)
     with pytest.raises(ValueError, match="no trajectories"):
         summarize([])
+
+
+def test_action_metrics_count_each_example_once_whatever_its_trajectories():
+    # x: ambiguous, two interpretations, gold clarify, answered at once; y: clear, answered. Per example:
+    # gold [C, A], predicted [A, A] -> accuracy 1/2; clarify F1 0; answer P 1/2, R 1, F1 2/3 -> macro 1/3;
+    # clarify P undefined (never predicted). Per trajectory it would be accuracy 1/3 and macro (0 + 1/2) / 2.
+    records = [record("x", "clarify", "answer", 0.0, 0.0, 0, 0), record("x", "clarify", "answer", 0.0, 0.0, 0, 1),
+               record("y", "answer", "answer", 1.0, 1.0, 0)]
+    s = summarize(records)
+    assert (s["n"], s["n_trajectories"]) == (2, 3)
+    assert s["accuracy"] == 0.5 and s["macro_f1"] == pytest.approx(1 / 3)
+    assert (s["clarify_precision"], s["clarify_recall"]) == (None, 0.0)
 
 
 def test_bad_options_fail_loudly(scripted_policy):

@@ -146,3 +146,34 @@ def test_empty_prediction_or_gold_scores_zero_and_unknown_scale_fails():
     assert tatqa_em_f1("1.2", []) == (0.0, 0.0)
     with pytest.raises(ValueError, match="gold_scale 'lakh'"):
         tatqa_em_f1("1.2", ["1.2"], gold_scale="lakh")
+
+
+# ----------------------------------------------------------------------------------- golds that must match themselves
+
+
+@pytest.mark.parametrize("prediction", ["$15.5 million", "15.5 million", "$15,500,000"])
+def test_a_span_stating_its_scale_word_is_not_scaled_twice(prediction):
+    # Gold "$15.5 million" with scale "million" used to become 15.5e6 * 1e6 = "15500000000000.0000".
+    gold = ["$15.5 million"]
+    assert tatqa_em_f1(prediction, gold, gold_scale="million") == (1.0, 1.0)
+    assert tatqa_em_f1("15.5", gold, gold_scale="million", pred_scale="million") == (1.0, 1.0)
+    assert tatqa_em_f1("$15.5", gold, gold_scale="million") == (0.0, 0.0)  # 15.5 != 15,500,000
+
+
+@pytest.mark.parametrize("prediction", ["(59.9)%", "-59.9%", "-0.599"])
+def test_parenthesised_percent_is_a_negative_percent(prediction):
+    # "(59.9)%" is -0.599 ("-0.5990"); it used to read -59.9, so "-59.9%" (-0.5990) scored 0.
+    assert tatqa_number_value("(59.9)%") == -0.599
+    assert tatqa_em_f1(prediction, ["(59.9)%"], gold_scale="percent") == (1.0, 1.0)
+    # Gold span "(59.9)" with scale percent is "-0.5990"; the loader renders it "(59.9)%", which must match it.
+    assert tatqa_em_f1(prediction, ["(59.9)"], gold_scale="percent") == (1.0, 1.0)
+    assert tatqa_em_f1("59.9%", ["(59.9)%"], gold_scale="percent") == (0.0, 0.0)
+
+
+def test_minus_zero_equals_zero():
+    # str(-0.0) == "-0.0" used to differ from "0.0".
+    assert tatqa_number_value("-0") == 0.0 and str(tatqa_number_value("-0")) == "0.0"
+    assert normalize_tatqa_answer("-0.0000") == "0.0"
+    assert tatqa_em_f1("-0", "0", answer_type="arithmetic") == (1.0, 1.0)
+    assert tatqa_em_f1("0", ["-0.001"]) == (1.0, 1.0)  # the gold rounds to -0.00
+    assert drop_em_f1("-0", "0") == (1.0, 1.0)  # official DROP splits on "-": already equal

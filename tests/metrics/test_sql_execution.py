@@ -12,12 +12,14 @@ import pytest
 
 from clarifylab.errors import DataNotFoundError
 from clarifylab.metrics.sql_execution import (
+    MultipleStatementsError,
     QueryFailedError,
     QueryRejectedError,
     compare_execution,
     execution_match,
     has_top_level_order_by,
     parse_read_only_query,
+    rows_match,
     run_read_only_query,
 )
 
@@ -152,3 +154,33 @@ def test_spider_gold_query_matches_itself_on_the_real_database():
     assert execution_match("SELECT name, country, age FROM singer", gold, db_path) == 0.0
     assert execution_match("SELECT count(*) FROM singer", "SELECT count(*) FROM singer", db_path) == 1.0
     assert sha256(db_path) == before
+
+
+def test_several_statements_are_rejected_with_their_own_code(singers_db):
+    with pytest.raises(MultipleStatementsError, match="expected one statement, found 2"):
+        parse_read_only_query("SELECT 1; SELECT 2")
+    result = compare_execution("SELECT name FROM singer; DROP TABLE singer", "SELECT name FROM singer", singers_db)
+    assert (result.score, result.code) == (0.0, "multiple_statements")
+    assert compare_execution("SELECT name FROM singer", "SELECT name FROM singer", singers_db).code == "match"
+
+
+def test_rows_match_with_and_without_column_order():
+    gold = [(1, "Ana"), (2, "Bo")]
+    assert not rows_match([("Ana", 1), ("Bo", 2)], gold, ordered=False)
+    assert rows_match([("Bo", 2), ("Ana", 1)], gold, ordered=False, ignore_column_order=True)
+    assert not rows_match([("Bo", 2), ("Ana", 1)], gold, ordered=True, ignore_column_order=True)   # row order kept
+    assert rows_match([("Ana", 1), ("Bo", 2)], gold, ordered=True, ignore_column_order=True)
+    # Same column value sets, but no permutation pairs them row by row: {1, 2} x {Ana, Bo} swapped within rows.
+    assert not rows_match([("Bo", 1), ("Ana", 2)], gold, ordered=False, ignore_column_order=True)
+    assert not rows_match([("Ana", 1, 1), ("Bo", 2, 2)], gold, ordered=False, ignore_column_order=True)
+    assert rows_match([], [], ordered=False, ignore_column_order=True)
+
+
+def test_column_order_option_of_compare_execution(singers_db):
+    gold = "SELECT name, age FROM singer WHERE country = 'France'"
+    swapped = "SELECT age, name FROM singer WHERE country = 'France'"
+    assert compare_execution(swapped, gold, singers_db).code == "different_result"
+    assert compare_execution(swapped, gold, singers_db, ignore_column_order=True).score == 1.0
+    ordered_gold = gold + " ORDER BY age"
+    assert compare_execution(swapped + " ORDER BY name DESC", ordered_gold, singers_db,
+                             ignore_column_order=True).code == "wrong_order"

@@ -73,6 +73,19 @@ def test_pacific_scores_the_raw_gold_with_scale_and_reads_derivations():
     assert score_outcome("pacific", "$0.6 million, $5.1 million", spans) == 1.0
 
 
+def test_pacific_rendered_gold_scores_one_against_its_raw_gold():
+    from clarifylab.data.loaders.pacific import render_answer
+
+    # Both used to score 0: "$15.5 million" was scaled by its own word and the scale field (1.55e13), and
+    # "(59.9)%" (how "(59.9)" with scale percent is rendered) was read as -59.9 against the gold's -0.599.
+    for answer, scale in ((["$15.5 million"], "million"), (["(59.9)"], "percent"), (["-0"], "")):
+        rendered = render_answer(answer, "span", "", scale)
+        example = pacific_example(answer, scale, "span", rendered)
+        assert score_outcome("pacific", rendered, example) == 1.0, rendered
+    assert score_outcome("pacific", "-59.9%", pacific_example(["(59.9)"], "percent", "span", "(59.9)%")) == 1.0
+    assert score_outcome("pacific", "0", pacific_example(["-0"], "", "span", "-0")) == 1.0
+
+
 def test_pacific_clarifying_question_reference_is_plain_text():
     example = make("pacific", Action.CLARIFY, response="Which plans do you mean?", goal=("5.1 million",),
                    clarifications=(Clarification("benefit plans", "5.1 million"),),
@@ -150,6 +163,38 @@ def test_ambigsql_execution_match(spider_dir):
         score_outcome("ambigsql", gold, make("ambigsql", goal=(gold,)), data_dir=spider_dir)
     with pytest.raises(ConfigError, match="data_dir"):
         score_outcome("ambigsql", gold, example)
+
+
+def test_extract_sql_keeps_a_second_statement_so_it_is_rejected():
+    # The old extractor cut at the first ";", so "SELECT ...; DROP TABLE t" was scored as the SELECT alone.
+    assert extract_sql("SELECT name FROM singer; DROP TABLE singer") == "SELECT name FROM singer;\nDROP TABLE singer"
+    assert extract_sql("```sql\nSELECT 1;\n-- done\nselect 2;\n```") == "SELECT 1;\n-- done\nselect 2"
+    assert extract_sql("SELECT a FROM t;\n\nDELETE FROM t;") == "SELECT a FROM t;\nDELETE FROM t"
+    assert extract_sql("SELECT a FROM t; Update: it now lists a.") == "SELECT a FROM t"    # prose, not a verb
+    assert extract_sql("```sql\nSELECT 1; -- one query\n```") == "SELECT 1"
+
+
+def test_ambigsql_second_statement_scores_zero_and_is_counted(spider_dir):
+    gold = "SELECT name FROM singer WHERE age > 35"
+    example = make("ambigsql", goal=(gold,), meta={"db_id": "concert"})
+    heuristic = heuristic_for("ambigsql", data_dir=spider_dir)
+    predictions = [f"{gold}; DROP TABLE singer", f"```sql\n{gold};\nSELECT 1;\n```", gold, "SELECT age FROM singer"]
+    assert heuristic.score(predictions, [[gold]] * 4, [example] * 4) == [0.0, 0.0, 1.0, 0.0]
+    assert heuristic.last_outcomes == ["multiple_statements", "multiple_statements", "match", "different_result"]
+    heuristic.score(["Which singers?"], [["Which singers?"]], [example])       # a question reference: not executed
+    assert heuristic.details() == {"different_result": 1, "match": 1, "multiple_statements": 2,
+                                   "no_query_reference": 1}
+    assert sqlite3.connect(spider_dir / "spider/database/concert/concert.sqlite").execute(
+        "SELECT count(*) FROM singer").fetchone() == (2,)                       # nothing was dropped
+
+
+def test_ambigsql_column_order_option(spider_dir):
+    gold = "SELECT name, age FROM singer"
+    example = make("ambigsql", goal=(gold,), meta={"db_id": "concert"})
+    swapped = ["SELECT age, name FROM singer", "SELECT age, age FROM singer"]
+    assert heuristic_for("ambigsql", data_dir=spider_dir).score(swapped, [[gold]] * 2, [example] * 2) == [0.0, 0.0]
+    spider = heuristic_for("ambigsql", data_dir=spider_dir, ignore_column_order=True)
+    assert spider.score(swapped, [[gold]] * 2, [example] * 2) == [1.0, 0.0]
 
 
 # ------------------------------------------------------------------------------------------- registry

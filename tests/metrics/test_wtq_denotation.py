@@ -20,6 +20,13 @@ from clarifylab.metrics.wtq_denotation import denotation_match, split_values
     ("Paris, London, Rome", ["London", "Paris"], 0.0),
     ("Paris, Paris", ["London", "Paris"], 0.0),      # one-to-one
     ("4", ["5"], 0.0),
+    # A target value holding ", " (the rendered gold joins values with ", " too): cut-and-regroup finds it.
+    ("March 21, 1964, May 2, 1965", ["March 21, 1964", "May 2, 1965"], 1.0),
+    ("May 2, 1965 | March 21, 1964", ["March 21, 1964", "May 2, 1965"], 1.0),
+    ("The Royal School, Armagh, Portora Royal School", ["The Royal School, Armagh", "Portora Royal School"], 1.0),
+    ("March 21, 1964, May 2", ["March 21, 1964", "May 2, 1965"], 0.0),
+    ("March 21, 1964", ["March 21, 1964"], 1.0),
+    ("1, 1, 1, 2", ["1", "1", "1"], 0.0),             # repeated values: one-to-one, no piece left over
 ])
 def test_denotation_match(prediction, targets, expected):
     assert denotation_match(prediction, targets) == expected
@@ -28,7 +35,7 @@ def test_denotation_match(prediction, targets, expected):
 def test_split_values_and_empty_targets():
     assert split_values(" a ; b|c, d ", 4) == ["a", "b", "c", "d"]
     assert split_values("a, b", 1) == ["a, b"]
-    with pytest.raises(ValueError, match="no target values"):
+    with pytest.raises(ValueError, match="non-empty list of values"):
         denotation_match("x", [])
 
 
@@ -49,3 +56,11 @@ def test_tatqa_uses_the_pacific_drop_f1():
     heuristic = heuristic_for("tatqa")
     assert heuristic.name == "drop_f1"
     assert heuristic.score(["12.6 million", "13 million"], [example.goal] * 2, [example] * 2) == [1.0, 0.0]
+
+
+def test_wtq_heuristic_scores_the_rendered_gold_of_comma_values_as_correct():
+    # The loader renders ["March 21, 1964", "May 2, 1965"] as "March 21, 1964, May 2, 1965"; cutting it at every
+    # ", " (4 pieces for 2 values) used to score the gold 0 against itself.
+    example = _example("wtq", "March 21, 1964, May 2, 1965", {"target_values": ["March 21, 1964", "May 2, 1965"]})
+    scores = heuristic_for("wtq").score([example.response, "March 21, 1964"], [example.goal] * 2, [example] * 2)
+    assert scores == [1.0, 0.0]

@@ -102,3 +102,58 @@ def test_loading_errors_name_the_file(tmp_path):
     (tmp_path / POLICY_FILENAME).write_text(json.dumps({"format": 9, "weights": "full", "spec": {}}))
     with pytest.raises(DataFormatError, match="unsupported format=9"):
         load_policy(tmp_path, tmp_path)
+
+
+# ---- bf16: a small LoRA delta survives stacking (unmerged stages), not a merge ----
+
+def test_a_bf16_merge_loses_most_of_a_small_lora_delta(tmp_path, bf16_sft_policy):
+    """Why stages stay unmerged: merged into bf16 weights, less than half of a 1e-3 relative delta remains."""
+    import torch
+
+    directory, _ = bf16_sft_policy(tmp_path)
+    unmerged, _, _ = load_policy(directory, tmp_path)
+    merged, _, _ = load_policy(directory, tmp_path, merge=True)
+    layer = unmerged.base_model.model.model.layers[0].self_attn.q_proj
+    delta = layer.get_delta_weight("default").float()
+    kept = merged.model.layers[0].self_attn.q_proj.weight.float() - layer.base_layer.weight.float()
+    assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert (kept - delta).norm() / delta.norm() > 0.5
+
+
+def test_stacked_stages_start_exactly_at_the_saved_policy_and_round_trip_exactly(tmp_path, bf16_sft_policy):
+    import torch
+    from peft import PeftModel
+
+    from clarifylab.models.adapter_stack import adapter_names, only_adapters, push_adapter
+    from clarifylab.models.policy_io import load_policy_stack
+
+    directory, tokenizer = bf16_sft_policy(tmp_path)
+    sft, _, _ = load_policy(directory, tmp_path)  # what evaluate.py loads for the SFT row
+    expected = _logits(sft, tokenizer)
+    with sft.disable_adapter():
+        assert not torch.equal(_logits(sft, tokenizer), expected)  # the small delta is visible unmerged
+
+    stack, _, spec = load_policy_stack(directory, tmp_path)
+    stack = push_adapter(stack, spec.lora)  # the next stage (ACT / DPO / an IRPO iteration) starts here
+    assert adapter_names(stack) == ["stage0", "stage1"]
+    assert {n.split(".")[-2] for n, p in stack.named_parameters() if p.requires_grad} == {"stage1"}
+    stack.train()  # a frozen stage has no dropout: even in train mode the start is the SFT policy
+    assert torch.equal(_logits(stack, tokenizer), expected)
+    stack.eval()
+    with torch.no_grad():  # "train" the top stage
+        for name, parameter in stack.named_parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.5)
+    trained = _logits(stack, tokenizer)
+    assert not torch.equal(trained, expected)
+    with only_adapters(stack, ["stage0"]):  # the reference: every stage but the top one
+        assert torch.equal(_logits(stack, tokenizer), expected)
+
+    out = save_policy(stack, tokenizer, spec, tmp_path / "act")
+    record = json.loads((out / POLICY_FILENAME).read_text())
+    assert (record["weights"], record["adapters"]) == ("lora_stack", ["stage0", "stage1"])
+    loaded, loaded_tok, _ = load_policy(out, tmp_path)
+    assert isinstance(loaded, PeftModel) and not any(p.requires_grad for p in loaded.parameters())
+    assert torch.equal(_logits(loaded, loaded_tok), trained)
+    again, _, _ = load_policy_stack(out, tmp_path)  # an IRPO iteration stacks on the last one
+    assert adapter_names(push_adapter(again, spec.lora)) == ["stage0", "stage1", "stage2"]

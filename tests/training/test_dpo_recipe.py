@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from clarifylab.config import PROJECT_ROOT
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
 from clarifylab.errors import ConfigError, DataNotFoundError
 from clarifylab.training.dpo_recipe import run_dpo
@@ -45,6 +46,7 @@ def make_cfg(pairs_dir: Path, output_dir: Path, lora: bool = True, **trainer_ove
         "num_workers": 0, "progress_bar": "none", "model_summary": False, "policy_from": "last",
     }
     trainer.update(trainer_overrides)
+    trainer = {**OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "conf" / "trainer" / "dpo.yaml")), **trainer}
     return OmegaConf.create({
         "seed": 0, "output_dir": str(output_dir), "resume": None, "paths": {"cache_dir": str(output_dir / "cache")},
         "student": {"_target_": "clarifylab.models.ModelSpec", "source": "tiny", "seed": 0,
@@ -198,13 +200,14 @@ def test_init_policy_is_the_reference_and_the_saved_policy_is_self_contained(pai
     assert torch.allclose(capture.reference.rejected_logps, sft_logps.rejected_logps, atol=1e-4)
     assert torch.equal(capture.policy_start.chosen_logps, capture.reference.chosen_logps)  # fresh LoRA on top
     assert torch.allclose(torch.tensor(csv_column(out)[0]), torch.tensor(math.log(2)), atol=1e-7, rtol=0)
-    # Saved merged: loading it needs nothing but the directory, and it scores like the trained policy.
+    # Saved as a stack (SFT stage + this run's, unmerged): loading it needs nothing but the directory, and it
+    # scores exactly like the trained policy.
     record = json.loads((out / "policy" / "clarifylab_policy.json").read_text())
-    assert record["weights"] == "full" and not (out / "policy" / "adapter_config.json").exists()
+    assert record["weights"] == "lora_stack" and record["adapters"] == ["stage0", "stage1"]
     loaded, _, _ = load_policy(out / "policy", cache_dir=tmp_path / "cache")
     with torch.no_grad():
         reloaded = concatenated_forward(loaded, batch.chosen, batch.rejected, tokenizer.pad_token_id)
-    assert torch.allclose(reloaded.chosen_logps, capture.policy_end.chosen_logps, atol=1e-4)
+    assert torch.equal(reloaded.chosen_logps, capture.policy_end.chosen_logps)
     assert (reloaded.chosen_logps - sft_logps.chosen_logps).abs().max() > 1e-3  # and it trained
 
 
@@ -247,3 +250,32 @@ def test_shipped_dpo_config_runs(pairs_dir, tmp_path):
     assert result["train/steps"] == 2 and math.isfinite(result["val/reward_margin"])
     assert [len(ids) for ids in seen] == [4, 4]  # the on-policy hook saw every training batch (batch_size 4)
     assert (tmp_path / "run" / "policy" / "clarifylab_policy.json").is_file()
+
+
+def test_bf16_init_policy_is_exactly_the_sft_policy_evaluate_loads(pairs_dir, tmp_path, bf16_sft_policy):
+    """Paper scale (bf16, a 1e-3 relative LoRA delta): the policy a DPO/ACT run starts from and its reference equal
+    the SFT policy as evaluate.py loads it (unmerged) exactly. The old bf16 merge into the initial weights lost
+    most of the delta, so neither was the SFT row's model."""
+    from clarifylab.models import load_policy
+    from clarifylab.training.dpo_recipe import load_initial_policy
+    from clarifylab.training.preference_data import PreferenceCollator, tokenize_pair
+    from clarifylab.training.preference_module import PreferenceModule
+
+    sft_dir, tokenizer = bf16_sft_policy(tmp_path)
+    cfg = make_cfg(pairs_dir, tmp_path / "act", init_policy=str(sft_dir))
+    cfg.student.dtype = "bfloat16"
+    batch = PreferenceCollator(tokenizer.pad_token_id)(
+        [tokenize_pair(pair, tokenizer, 512) for pair in read_pairs(pairs_dir / "val.jsonl")])
+    sft, _, _ = load_policy(sft_dir, tmp_path / "cache")  # evaluation/components.py's load
+    start, _, _, from_init = load_initial_policy(cfg)
+    module = PreferenceModule(start, lr=1e-3, beta=0.1)
+    with torch.no_grad():
+        evaluated = sft(input_ids=batch.chosen["input_ids"], attention_mask=batch.chosen["attention_mask"]).logits
+        with sft.disable_adapter():
+            base = sft(input_ids=batch.chosen["input_ids"], attention_mask=batch.chosen["attention_mask"]).logits
+        start.eval()
+        initial = start(input_ids=batch.chosen["input_ids"], attention_mask=batch.chosen["attention_mask"]).logits
+        with module.reference() as reference:
+            ref = reference(input_ids=batch.chosen["input_ids"], attention_mask=batch.chosen["attention_mask"]).logits
+    assert from_init and not torch.equal(evaluated, base)  # the SFT delta is visible
+    assert torch.equal(initial, evaluated) and torch.equal(ref, evaluated)  # tolerance 0

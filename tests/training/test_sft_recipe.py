@@ -11,6 +11,7 @@ import pytest
 import pytorch_lightning as pl
 from omegaconf import OmegaConf
 
+from clarifylab.config import PROJECT_ROOT
 from clarifylab.data.synthetic_tables import write_synthetic_corpus
 from clarifylab.errors import ConfigError
 from clarifylab.training.sft_recipe import pick_sample_examples, run_sft
@@ -32,6 +33,7 @@ def make_cfg(data_dir: Path, output_dir: Path, **trainer_overrides):
         "sample_generations": 0, "limit_val_batches": 1.0, "progress_bar": "none", "model_summary": False,
     }
     trainer.update(trainer_overrides)
+    trainer = {**OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "conf" / "trainer" / "sft.yaml")), **trainer}
     return OmegaConf.create({
         "seed": 0, "output_dir": str(output_dir), "resume": None,
         "paths": {"cache_dir": str(output_dir / "cache")},

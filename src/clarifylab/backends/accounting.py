@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from rich.table import Table
+
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
 from clarifylab.errors import ConfigError
 
@@ -196,8 +198,6 @@ class UsageMeter:
 
     def table(self, title: str = "LLM usage") -> Any:
         """A ``rich.table.Table`` with one row per role and a total row."""
-        from rich.table import Table
-
         table = Table(title=title)
         columns = [field.name for field in fields(RoleUsage)]
         table.add_column("role")

@@ -51,22 +51,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clarifylab.backends.base import ChatBackend
-from clarifylab.errors import ConfigError
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-COMMON_KEYS = {"kind", "cache", "namespace", "cost", "name"}
-TRANSFORMERS_KEYS = COMMON_KEYS | {"model", "batch_size", "progress", "model_id"}
-OPENAI_KEYS = COMMON_KEYS | {"base_url", "model", "api_key_env", "timeout_s", "max_retries", "backoff_s",
-                             "max_concurrency", "extra_body", "max_tokens_param"}
+from clarifylab.backends.base import ChatBackend
+from clarifylab.backends.cache import CachedBackend
+from clarifylab.backends.openai_backend import OpenAIBackend
+from clarifylab.backends.transformers_backend import TransformersBackend
+from clarifylab.errors import ConfigError
+from clarifylab.models import ModelSpec, load_model_and_tokenizer
+from clarifylab.schemas.backend import COMMON_KEYS, OPENAI_KEYS, TRANSFORMERS_KEYS
+
 POLICY = "policy"
 
 
 def _plain(node: Any) -> Any:
     """An OmegaConf node as plain Python containers (anything else unchanged)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return node
     if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return node
@@ -104,14 +104,10 @@ def spec_model_id(spec: Any) -> str:
 
 def _model_spec(node: Any) -> Any:
     """A ``ModelSpec`` from an instance, a ``_target_`` node (Hydra instantiate) or a plain mapping."""
-    from clarifylab.models import ModelSpec
-
     if isinstance(node, ModelSpec):
         return node
     if isinstance(node, Mapping):
         if "_target_" in node:
-            from hydra.utils import instantiate
-
             spec = instantiate(node)
         else:
             spec = ModelSpec.from_dict(node)
@@ -121,8 +117,6 @@ def _model_spec(node: Any) -> Any:
 
 
 def _transformers_backend(cfg: Mapping[str, Any], cache_dir: str | os.PathLike[str], policy: Any) -> ChatBackend:
-    from clarifylab.backends.transformers_backend import TransformersBackend
-
     options = {key: cfg[key] for key in ("batch_size", "progress") if key in cfg}
     model_node = cfg.get("model")
     if model_node is None:
@@ -137,16 +131,12 @@ def _transformers_backend(cfg: Mapping[str, Any], cache_dir: str | os.PathLike[s
             return policy
         model, tokenizer = policy
         return TransformersBackend(model, tokenizer, model_id=cfg.get("model_id"), **options)
-    from clarifylab.models import load_model_and_tokenizer
-
     spec = _model_spec(model_node)
     model, tokenizer = load_model_and_tokenizer(spec, cache_dir)
     return TransformersBackend(model, tokenizer, model_id=cfg.get("model_id") or spec_model_id(spec), **options)
 
 
 def _openai_backend(cfg: Mapping[str, Any]) -> ChatBackend:
-    from clarifylab.backends.openai_backend import OpenAIBackend
-
     for required in ("base_url", "model"):
         if not cfg.get(required):
             raise ConfigError(f"backend config (kind: openai) needs {required}")
@@ -179,8 +169,6 @@ def build_backend(cfg: Mapping[str, Any], cache_dir: str | os.PathLike[str], pol
     else:
         raise ConfigError(f"backend config kind={kind!r} is not one of ['transformers', 'openai']")
     if cfg.get("cache", False):
-        from clarifylab.backends.cache import CachedBackend
-
         namespace = cache_namespace(cfg)
         backend = CachedBackend(backend, Path(cache_dir) / "calls" / f"{namespace}.sqlite", namespace=namespace)
     return backend

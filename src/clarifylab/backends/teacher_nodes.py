@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend
+from clarifylab.backends.factory import build_backend
 from clarifylab.errors import ConfigError
 
 
 def plain(node: Any) -> Any:
     """A resolved plain ``dict``/``list`` for an OmegaConf node; anything else unchanged."""
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
@@ -34,8 +35,6 @@ def build_teacher(node: Any, cache_dir: str, meter: UsageMeter, label: str, hint
     Raises:
         ConfigError: ``node`` is not a backend node.
     """
-    from clarifylab.backends.factory import build_backend
-
     node = plain(node)
     if not isinstance(node, Mapping) or "kind" not in node:
         raise ConfigError(f"the {label} model is not configured: choose a backend, e.g. `{hint}` (conf/teacher/*.yaml "

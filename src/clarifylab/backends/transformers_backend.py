@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich.progress import Progress
+
 from clarifylab.backends.base import Message, SamplingParams
 from clarifylab.errors import ConfigError
 
@@ -202,8 +204,6 @@ class TransformersBackend:
         if not self.progress:
             yield lambda n: None
             return
-        from rich.progress import Progress
-
         with Progress(transient=True) as bar:
             task = bar.add_task(f"generating ({self.model_id})", total=total)
             yield lambda n: bar.advance(task, n)

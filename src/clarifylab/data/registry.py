@@ -7,60 +7,50 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clarifylab.data.loaders.abg_coqa import load_abg_coqa
+from clarifylab.data.loaders.pacific import load_pacific
+from clarifylab.data.loaders.spider import load_ambigsql_split
+from clarifylab.data.loaders.tatqa import load_tatqa
+from clarifylab.data.loaders.wtq import load_wtq
 from clarifylab.data.schema import Example
+from clarifylab.data.splits import SplitPlan, select_split
+from clarifylab.data.synthetic_tables import load_synthetic_split, write_synthetic_corpus
 from clarifylab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def _load_synthetic_tables(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
-    from clarifylab.data.synthetic_tables import load_synthetic_split, write_synthetic_corpus
-
     out_dir = Path(dataset_cfg.dir)
-    if not (out_dir / f"{split}.jsonl").exists() and dataset_cfg.get("auto_generate", False):
+    if not (out_dir / f"{split}.jsonl").exists() and dataset_cfg.auto_generate:
         log.info("synthetic_tables not found in %s: generating it with default settings", out_dir)
         write_synthetic_corpus(out_dir)
     return load_synthetic_split(out_dir, split)
 
 
 def _load_pacific(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
-    from clarifylab.data.loaders.pacific import load_pacific
-    from clarifylab.data.splits import SplitPlan, select_split
-
-    examples = load_pacific(dataset_cfg.path, max_context_chars=dataset_cfg.get("max_context_chars"))
+    examples = load_pacific(dataset_cfg.path, max_context_chars=dataset_cfg.max_context_chars)
     return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
 
 
 def _load_abg_coqa(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
-    from clarifylab.data.loaders.abg_coqa import load_abg_coqa
-    from clarifylab.data.splits import SplitPlan, select_split
-
     examples = load_abg_coqa(dataset_cfg.path, max_context_chars=dataset_cfg.get("max_context_chars"))
     return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
 
 
 def _load_tatqa(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
-    from clarifylab.data.loaders.tatqa import load_tatqa
-    from clarifylab.data.splits import SplitPlan, select_split
-
-    examples = load_tatqa(dataset_cfg.path, max_context_chars=dataset_cfg.get("max_context_chars"))
+    examples = load_tatqa(dataset_cfg.path, max_context_chars=dataset_cfg.max_context_chars)
     return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
 
 
 def _load_wtq(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
-    from clarifylab.data.loaders.wtq import DEFAULT_TSV, load_wtq
-    from clarifylab.data.splits import SplitPlan, select_split
-
-    examples = load_wtq(dataset_cfg.dir, dataset_cfg.get("tsv") or DEFAULT_TSV,
-                        max_context_chars=dataset_cfg.get("max_context_chars"))
+    examples = load_wtq(dataset_cfg.dir, dataset_cfg.tsv, max_context_chars=dataset_cfg.max_context_chars)
     return select_split(examples, split, SplitPlan.from_config(dataset_cfg))
 
 
 def _load_ambigsql(dataset_cfg: Any, split: str, paths: Any) -> list[Example]:
-    from clarifylab.data.loaders.spider import load_ambigsql_split
-
-    return load_ambigsql_split(dataset_cfg.dir, split, dataset_cfg.get("conversations") if split == "train" else None,
-                               int(dataset_cfg.get("subset_seed", 0)))
+    return load_ambigsql_split(dataset_cfg.dir, split, dataset_cfg.conversations if split == "train" else None,
+                               dataset_cfg.subset_seed)
 
 
 LOADERS: dict[str, Callable[[Any, str, Any], list[Example]]] = {

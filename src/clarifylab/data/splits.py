@@ -16,6 +16,12 @@ land in the same split, so no table, passage or dialogue prefix is seen in train
    the ``(subset_seed, "subset")`` hash order (:func:`subset_conversations`). For a fixed seed the
    subsets are nested: the 50-conversation subset lies inside the 100 one, which lies inside the 250.
 
+A conversation id must name the grounding that must not leak, not just a record: Abg-CoQA reuses CoQA
+passages under different story ids (5 passages of the real file appear under two ids each), so its
+loader groups stories by :func:`passage_key` (a hash of the normalised story text) and names each group
+by its smallest story id (:func:`merge_by_content`): no passage is in two splits, and a story whose
+passage is not shared keeps its id (and so its split).
+
 Sizes on the real copies with the defaults (eval_fraction 0.2, val_conversations 10, seeds 0) are in
 ``conf/dataset/pacific.yaml`` and ``conf/dataset/abg_coqa.yaml``.
 """
@@ -38,6 +44,23 @@ def unit_hash(key: str, seed: int, salt: str = "") -> float:
     """A uniform number in [0, 1) fixed by (``key``, ``seed``, ``salt``): the first 8 bytes of SHA-256."""
     digest = hashlib.sha256(f"{seed}\x1f{salt}\x1f{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def passage_key(text: str) -> str:
+    """A conversation id fixed by a passage's content: ``"passage-"`` + the first 16 hex digits of the SHA-256 of
+    the text lowercased with whitespace runs collapsed (so copies that differ only in case or spacing share it)."""
+    normalized = " ".join(text.lower().split())
+    return "passage-" + hashlib.sha256(normalized.encode()).hexdigest()[:16]
+
+
+def merge_by_content(id_keys: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each id -> the smallest id with the same content key: ``[("b", k), ("a", k), ("c", k2)]`` ->
+    ``{"b": "a", "a": "a", "c": "c"}``. Ids whose content is shared become one conversation."""
+    pairs = list(id_keys)
+    smallest: dict[str, str] = {}
+    for conversation, key in pairs:
+        smallest[key] = min(smallest.get(key, conversation), conversation)
+    return {conversation: smallest[key] for conversation, key in pairs}
 
 
 def _unique(ids: Iterable[str]) -> list[str]:

@@ -5,7 +5,9 @@ assistant turn is classified as a clarifying question and it has fewer than ``ma
 turns, the user simulator replies and the policy responds again. Each round makes one simulator call
 and one policy call for all live trajectories, so a rollout costs ``1 + rounds`` policy calls whatever
 the number of examples. The last assistant turn is the trajectory outcome g', scored later by a task
-heuristic H against the goal of the trajectory's interpretation.
+heuristic H against the goal of the trajectory's interpretation. Every simulated user reply is checked for
+being a copy of the question, of an earlier turn or of the simulator's own goal text or prompt
+(:mod:`clarifylab.env.degenerate_replies`); the verdicts travel with the trajectory.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example, Turn
 from clarifylab.env.action_classifier import ActionClassifier
-from clarifylab.env.user_simulator import SimulatorRequest, UserSimulator, check_interpretation, gold_answer
+from clarifylab.env.degenerate_replies import copy_source
+from clarifylab.env.user_simulator import (
+    SimulatorRequest,
+    UserSimulator,
+    check_interpretation,
+    gold_answer,
+    own_texts,
+)
 from clarifylab.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -46,6 +55,10 @@ class Trajectory:
         n_clarifications: assistant turns classified as clarify (a final clarification at the turn limit
             included).
         hit_turn_limit: the last assistant turn is still a clarification at ``max_turns``.
+        degenerate_replies: one entry per simulated user turn in ``turns``: what the reply copied
+            (``"question"``, ``"history"``, ``"goal"``, ``"instructions"``;
+            :func:`~clarifylab.env.degenerate_replies.copy_source`)
+            or None for a genuine reply.
     """
 
     example: Example
@@ -57,6 +70,7 @@ class Trajectory:
     outcome: str
     n_clarifications: int
     hit_turn_limit: bool
+    degenerate_replies: list[str | None] = field(default_factory=list)
 
     @property
     def goal(self) -> str:
@@ -73,7 +87,8 @@ class Trajectory:
                 "gold_action": self.example.action.value, "first_response": self.first_response,
                 "first_action": self.first_action.value, "turns": [dict(m) for m in self.turns],
                 "actions": [a.value for a in self.actions], "outcome": self.outcome, "goal": self.goal,
-                "n_clarifications": self.n_clarifications, "hit_turn_limit": self.hit_turn_limit}
+                "n_clarifications": self.n_clarifications, "hit_turn_limit": self.hit_turn_limit,
+                "degenerate_replies": list(self.degenerate_replies)}
 
 
 def trajectory_starts(examples: Sequence[Example], interpretations: str) -> list[tuple[Example, int]]:
@@ -180,6 +195,7 @@ def rollout(policy: ChatBackend, examples: Sequence[Example], classifier: Action
         actions0 = expand_first_responses(first_actions, examples, starts, "first_actions")
     turns: list[list[Message]] = [[{"role": "assistant", "content": y}] for y in first]
     actions: list[list[Action]] = [[Action(a)] for a in actions0]
+    copies: list[list[str | None]] = [[] for _ in starts]
 
     def live() -> list[int]:
         return [i for i in range(len(starts)) if actions[i][-1] is Action.CLARIFY and len(actions[i]) < max_turns]
@@ -193,8 +209,9 @@ def rollout(policy: ChatBackend, examples: Sequence[Example], classifier: Action
             requests = [SimulatorRequest(starts[i][0], starts[i][1], _dialogue(starts[i][0], turns[i])) for i in active]
             replies = simulator.reply(requests)
             simulator_calls += 1
-            for i, reply in zip(active, replies, strict=True):
+            for i, request, reply in zip(active, requests, replies, strict=True):
                 turns[i].append({"role": "user", "content": reply})
+                copies[i].append(copy_source(reply, request.conversation, own_texts(simulator, request)))
             responses = policy.complete([prompts[i] + turns[i] for i in active], round_params(params, rounds))
             policy_calls += 1
             for i, response in zip(active, responses, strict=True):
@@ -211,14 +228,15 @@ def rollout(policy: ChatBackend, examples: Sequence[Example], classifier: Action
         Trajectory(example=example, interpretation=interpretation, first_response=first[i], first_action=actions[i][0],
                    turns=turns[i], actions=actions[i], outcome=turns[i][-1]["content"],
                    n_clarifications=sum(a is Action.CLARIFY for a in actions[i]),
-                   hit_turn_limit=actions[i][-1] is Action.CLARIFY)
+                   hit_turn_limit=actions[i][-1] is Action.CLARIFY, degenerate_replies=copies[i])
         for i, (example, interpretation) in enumerate(starts)]
     elapsed = max(time.perf_counter() - started, 1e-9)
     logger.info("rollout: %d trajectories in %.2f s (%.2f conversations/s); %d rounds, %d policy calls, "
-                "%d simulator calls; %d asked for clarification, %d hit the turn limit (%d)",
-                len(trajectories), elapsed, len(trajectories) / elapsed, rounds, policy_calls, simulator_calls,
-                sum(t.n_clarifications > 0 for t in trajectories), sum(t.hit_turn_limit for t in trajectories),
-                max_turns)
+                "%d simulator calls; %d asked for clarification, %d hit the turn limit (%d); %d of %d simulated "
+                "replies were copies", len(trajectories), elapsed, len(trajectories) / elapsed, rounds, policy_calls,
+                simulator_calls, sum(t.n_clarifications > 0 for t in trajectories),
+                sum(t.hit_turn_limit for t in trajectories), max_turns,
+                sum(flag is not None for c in copies for flag in c), sum(len(c) for c in copies))
     return trajectories
 
 

@@ -8,6 +8,10 @@
 
 A request carries the dialogue as the policy saw it *without* the system message: the example's
 history followed by the simulated turns (assistant, user, ..., assistant), ending with the question.
+
+A simulator is meaningful only if it answers with the information the policy lacks; a reply that copies
+the question, an earlier turn or the simulator's own goal text or prompt (:func:`own_texts`) is flagged by
+:mod:`clarifylab.env.degenerate_replies` during rollout. The oracle is the reference.
 """
 
 from __future__ import annotations
@@ -49,6 +53,19 @@ class UserSimulator(Protocol):
     def reply(self, requests: Sequence[SimulatorRequest]) -> list[str]:
         """One user reply (plain text) per request."""
         ...
+
+
+def own_texts(simulator: object, request: SimulatorRequest) -> dict[str, list[str]]:
+    """The texts of the simulator's own that a degenerate reply to ``request`` may copy, by source
+    (``{"goal": [...], "instructions": [...]}``, :mod:`clarifylab.env.degenerate_replies`): the
+    simulator's ``own_texts(request)``, or none for a simulator without that method (the oracle)."""
+    method = getattr(simulator, "own_texts", None)
+    return method(request) if callable(method) else {}
+
+
+def instruction_lines(template: str) -> list[str]:
+    """The fixed lines of a prompt template (no ``{placeholder}``), without list dashes."""
+    return [line.strip().lstrip("- ").strip() for line in template.splitlines() if line.strip() and "{" not in line]
 
 
 def gold_answer(example: Example, interpretation: int) -> str:
@@ -291,6 +308,16 @@ class LLMUserSimulator:
                 self.fallbacks += 1
                 summary = f"The user wants to know: {request.example.history[-1].content}"
             self.summaries[key] = summary
+
+    def own_texts(self, request: SimulatorRequest) -> dict[str, list[str]]:
+        """What a degenerate reply to ``request`` may copy from the simulator itself: ``goal`` = the target
+        SQL (SQL tasks) or the cached summary (none before :meth:`summarize` ran for it), ``instructions`` =
+        the fixed lines of the reply prompt's system message."""
+        if is_sql_task(request.example):
+            goal, template = gold_answer(request.example, request.interpretation), SQL_REPLY_SYSTEM
+        else:
+            goal, template = self.summaries.get((request.example.id, request.interpretation)), REPLY_SYSTEM
+        return {"goal": [goal] if goal else [], "instructions": instruction_lines(template)}
 
     # -- stage (b) ------------------------------------------------------------------------------------------------
     def reply_messages(self, request: SimulatorRequest) -> list[Message]:

@@ -4,7 +4,9 @@ in-context prompting baselines.
 Modules: ``evaluator`` (rollouts and metrics), ``outputs`` (metrics.json/.csv, results.md,
 trajectories.jsonl), ``tables`` (comparison tables, multirun aggregation), ``baselines`` (ACT App. E
 prompting styles), ``components`` (policy/simulator/classifier from config), ``experiment_log``
-(W&B/CSV loggers), ``policy_eval`` (evaluate.py's recipe). Importing this package imports no torch.
+(W&B/CSV loggers), ``policy_eval`` (evaluate.py's recipe), ``eval_sample`` (the seeded ``max_examples``
+sample), ``run_provenance`` (data file + hash, overrides, code version, a policy's training run). Importing
+this package imports no torch.
 """
 
 from clarifylab.evaluation.evaluator import EvalResult, TrajectoryRecord, evaluate_policy, summarize

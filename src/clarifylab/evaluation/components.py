@@ -51,12 +51,12 @@ def policy_model_id(policy_dir: str | Path) -> str:
 
 def _cached(backend: ChatBackend, node: Mapping[str, Any], cache_dir: str | Path,
             default_namespace: str) -> ChatBackend:
-    if not node.get("cache", False):
+    if not node["cache"]:
         return backend
     from clarifylab.backends.cache import CachedBackend
     from clarifylab.backends.factory import cache_namespace
 
-    namespace = cache_namespace({"kind": "transformers", "namespace": node.get("namespace") or default_namespace})
+    namespace = cache_namespace({"kind": "transformers", "namespace": node["namespace"] or default_namespace})
     return CachedBackend(backend, Path(cache_dir) / "calls" / f"{namespace}.sqlite", namespace=namespace)
 
 
@@ -99,8 +99,8 @@ def build_policy_backend(cfg: DictConfig) -> tuple[ChatBackend, dict[str, Any]]:
         spec = hydra.utils.instantiate(cfg.student)
         model, tokenizer = load_model_and_tokenizer(spec, cfg.paths.cache_dir)
         model_id, source = spec_model_id(spec), f"base model ({spec.source}: {spec.name_or_path or 'bundled'})"
-    backend = TransformersBackend(model, tokenizer, batch_size=int(node.get("batch_size", 8)),
-                                  progress=bool(node.get("progress", False)), model_id=model_id)
+    backend = TransformersBackend(model, tokenizer, batch_size=node["batch_size"], progress=node["progress"],
+                                  model_id=model_id)
     model_name = spec.name_or_path if spec.source in ("hub", "local") else spec.source
     return _cached(backend, node, cfg.paths.cache_dir, "policy"), {"model": model_name, "source": source,
                                                                     "model_id": model_id}
@@ -125,9 +125,9 @@ def build_simulator(cfg: DictConfig, meter: UsageMeter) -> Any:
     if name == "llm":
         return LLMUserSimulator(
             _role_backend(node, "simulator", cfg, meter),
-            params=SamplingParams(max_new_tokens=int(node.get("max_new_tokens", 64))),
-            summary_params=SamplingParams(max_new_tokens=int(node.get("summary_max_new_tokens", 96))),
-            context_chars=int(node.get("context_chars", 1500)))
+            params=SamplingParams(max_new_tokens=node["max_new_tokens"]),
+            summary_params=SamplingParams(max_new_tokens=node["summary_max_new_tokens"]),
+            context_chars=node["context_chars"])
     raise ConfigError(f"simulator.name={name!r} is not one of ['oracle', 'llm'] (conf/simulator/*.yaml)")
 
 
@@ -143,12 +143,11 @@ def build_classifier(cfg: DictConfig, meter: UsageMeter) -> Any:
         from clarifylab.data.registry import load_dataset_split
         from clarifylab.env.llm_action_classifier import FewShotLLMActionClassifier
 
-        pool_split = node.get("pool_split")
+        pool_split = node["pool_split"]
         pool = load_dataset_split(cfg.dataset, pool_split, cfg.paths) if pool_split else None
         return FewShotLLMActionClassifier(
-            _role_backend(node, "classifier", cfg, meter), examples_pool=pool, k=int(node.get("k", 4)),
-            seed=int(node.get("seed", 0)), params=SamplingParams(max_new_tokens=int(node.get("max_new_tokens", 4))),
-            context_chars=int(node.get("context_chars", 800)))
+            _role_backend(node, "classifier", cfg, meter), examples_pool=pool, k=node["k"], seed=node["seed"],
+            params=SamplingParams(max_new_tokens=node["max_new_tokens"]), context_chars=node["context_chars"])
     raise ConfigError(f"classifier config needs a _target_ or name: llm_fewshot, got keys {sorted(node)} "
                       f"(conf/classifier/*.yaml)")
 
@@ -161,9 +160,9 @@ def build_baseline(cfg: DictConfig, policy: ChatBackend) -> ChatBackend:
     from clarifylab.data.registry import load_dataset_split
     from clarifylab.evaluation.baselines import BaselineSpec, PromptingBaseline
 
-    spec = BaselineSpec(style=node["style"], conversations=int(node.get("conversations", 10)),
-                        seed=int(node.get("seed", 0)), max_context_chars=int(node.get("max_context_chars", 2000)))
-    pool = load_dataset_split(cfg.dataset, node.get("pool_split") or cfg.dataset.train_split, cfg.paths)
+    spec = BaselineSpec(style=node["style"], conversations=node["conversations"], seed=node["seed"],
+                        max_context_chars=node["max_context_chars"])
+    pool = load_dataset_split(cfg.dataset, node["pool_split"] or cfg.dataset.train_split, cfg.paths)
     baseline = PromptingBaseline(policy, spec, pool)
     log.info("prompting baseline %s with %d demonstration conversations (seed %d)", spec.style,
              len(baseline.demonstrations), spec.seed)

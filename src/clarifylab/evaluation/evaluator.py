@@ -7,8 +7,9 @@ answers and the policy responds again, up to ``max_turns`` assistant turns
 trajectory outcome g'. Columns (all means; H is the task heuristic of
 :mod:`clarifylab.metrics.task_heuristics`):
 
-- **Action level** over trajectories: accuracy, macro F1 over {clarify, answer}, clarify
-  precision/recall/F1 of A(y) against the gold action a.
+- **Action level** over decision points (one per example, however many trajectories it has): accuracy,
+  macro F1 over {clarify, answer}, clarify precision/recall/F1 of A(y) against the gold action a
+  (:func:`~clarifylab.metrics.action_metrics.action_metrics`; undefined rates are None).
 - **Turn-level H**: H(y, r) with r the gold response — for a gold-clarify example r is the gold
   clarifying question, so a clarifying y is scored against that question and an answering y scores ~0
   (the paper's definition: "computed between all sampled responses y and all ground truth responses
@@ -17,12 +18,17 @@ trajectory outcome g'. Columns (all means; H is the task heuristic of
   trajectories. A trajectory that still asks at the turn limit is scored on that last question (~0).
 - **Post-clarification H**: trajectory-level H over the trajectories with >= 1 clarification turn
   (whatever the gold action). ``None`` when no trajectory clarified (undefined, shown as "–").
+- **Simulator health**: simulated user replies that copy the question, an earlier turn or the
+  simulator's own goal text or prompt instead of answering (:mod:`clarifylab.env.degenerate_replies`), counted per
+  source and as a rate over all simulated replies. A high rate means the content-level columns measure
+  the simulator, not the policy.
 
 Interpretations: ``"all"`` simulates one trajectory per gold interpretation (ACT evaluates
 Abg-CoQA "for every ground truth trajectory"); ``"auto"`` picks ``"all"`` for the tasks in
 :data:`ALL_INTERPRETATION_TASKS` and ``"first"`` otherwise. The interpretations of one example
 share its one first response y (identical to sampling y per interpretation under greedy decoding);
-its action therefore counts once per trajectory in the action-level metrics, as in the paper.
+its action is one decision and counts once in the action-level metrics (per trajectory, an ambiguous
+Abg-CoQA example with two interpretations would weigh double).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from clarifylab.backends.base import ChatBackend, SamplingParams
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
 from clarifylab.env.action_classifier import ActionClassifier
+from clarifylab.env.degenerate_replies import SOURCES
 from clarifylab.env.rollout import rollout
 from clarifylab.env.user_simulator import UserSimulator
 from clarifylab.errors import ConfigError
@@ -55,7 +62,8 @@ class TrajectoryRecord:
 
     ``turn_h`` is H(y, r) of the example's first response (the same for every interpretation of one
     example); ``trajectory_h`` is H(outcome, goal). ``turns`` is the continuation after the prompt
-    (assistant, user, ..., assistant) and ``actions`` the classified action of each assistant turn.
+    (assistant, user, ..., assistant), ``actions`` the classified action of each assistant turn and
+    ``degenerate_replies`` what each simulated user turn copied (None: a genuine reply).
     """
 
     id: str
@@ -72,6 +80,7 @@ class TrajectoryRecord:
     hit_turn_limit: bool
     turns: list[dict[str, str]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    degenerate_replies: list[str | None] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -105,20 +114,25 @@ def summarize(records: Sequence[TrajectoryRecord], heuristic: str | None = None)
 
     Returns:
         ``accuracy``, ``macro_f1``, ``clarify_precision``, ``clarify_recall``, ``clarify_f1``, ``n``
-        (trajectories scored at the action level); ``turn_h`` (mean over unique example ids),
+        (decision points scored at the action level: the first record of each example id, whose
+        ``predicted_action`` all its trajectories share); ``turn_h`` (mean over unique example ids),
         ``trajectory_h``, ``post_clarify_h`` (None when no trajectory clarified), the trajectory H split
         by gold action (``trajectory_h_gold_clarify`` / ``_gold_answer``, None when empty), counts
         ``n_examples``, ``n_trajectories``, ``n_post_clarify``, ``n_gold_clarify``, rates
         ``clarify_rate`` (trajectories with >= 1 clarification), ``turn_limit_rate``, and
-        ``mean_assistant_turns``; plus ``heuristic`` (H's name) when given.
+        ``mean_assistant_turns``; the simulator's degenerate replies: ``n_sim_replies``,
+        ``n_sim_degenerate``, ``sim_degenerate_rate`` (None without simulated replies),
+        ``sim_copies_question`` / ``_history`` / ``_goal`` / ``_instructions`` and
+        ``n_trajectories_sim_degenerate``; plus ``heuristic`` (H's name) when given.
     """
     if not records:
         raise ValueError("summarize: no trajectories to summarize (check the dataset split / max_examples)")
     summary: dict[str, Any] = {"heuristic": heuristic} if heuristic else {}
-    summary.update(action_metrics([r.gold_action for r in records], [r.predicted_action for r in records]))
     first_per_example: dict[str, TrajectoryRecord] = {}
     for record in records:
         first_per_example.setdefault(record.id, record)
+    decisions = list(first_per_example.values())
+    summary.update(action_metrics([r.gold_action for r in decisions], [r.predicted_action for r in decisions]))
     post = [r.trajectory_h for r in records if r.n_clarifications > 0]
     by_gold = {action: [r.trajectory_h for r in records if r.gold_action == action.value] for action in Action}
     summary.update(
@@ -134,6 +148,15 @@ def summarize(records: Sequence[TrajectoryRecord], heuristic: str | None = None)
         clarify_rate=len(post) / len(records),
         turn_limit_rate=sum(r.hit_turn_limit for r in records) / len(records),
         mean_assistant_turns=sum(len(r.actions) for r in records) / len(records),
+    )
+    flags = [flag for r in records for flag in r.degenerate_replies]
+    degenerate = [flag for flag in flags if flag is not None]
+    summary.update(
+        n_sim_replies=len(flags),
+        n_sim_degenerate=len(degenerate),
+        sim_degenerate_rate=len(degenerate) / len(flags) if flags else None,
+        **{f"sim_copies_{source}": degenerate.count(source) for source in SOURCES},
+        n_trajectories_sim_degenerate=sum(any(f is not None for f in r.degenerate_replies) for r in records),
     )
     return summary
 
@@ -209,7 +232,8 @@ def evaluate_policy(
             predicted_action=t.first_action.value, first_response=t.first_response,
             turn_h=turn_h_by_example[id(t.example)], outcome=t.outcome, goal=t.goal, trajectory_h=h,
             n_clarifications=t.n_clarifications, hit_turn_limit=t.hit_turn_limit,
-            turns=[dict(m) for m in t.turns], actions=[a.value for a in t.actions])
+            turns=[dict(m) for m in t.turns], actions=[a.value for a in t.actions],
+            degenerate_replies=list(t.degenerate_replies))
         for t, h in zip(trajectories, trajectory_h)]
     names = sorted({heuristics[task].name for task in heuristics})
     summary = summarize(records, heuristic="+".join(names))

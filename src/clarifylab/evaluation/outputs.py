@@ -51,16 +51,21 @@ def csv_row(record: Mapping[str, Any]) -> str:
 
 
 def transcript_markdown(record: TrajectoryRecord, max_chars: int = 300) -> str:
-    """One trajectory as a short Markdown block (gold action, turns with their actions, scores)."""
+    """One trajectory as a short Markdown block (gold action, turns with their actions, scores; a simulated
+    user turn that copied something is tagged ``[degenerate: copy of the question|history|goal|instructions]``)."""
     def cut(text: str) -> str:
         text = " ".join(text.split())
         return text if len(text) <= max_chars else text[:max_chars] + " …"
 
     lines = [f"**{record.id}** (interpretation {record.interpretation}, gold {record.gold_action}; "
              f"turn H {record.turn_h:.3f}, trajectory H {record.trajectory_h:.3f})", ""]
-    actions = iter(record.actions)
+    actions, copies = iter(record.actions), iter(record.degenerate_replies)
     for message in record.turns:
-        tag = f" [{next(actions, '?')}]" if message["role"] == "assistant" else ""
+        if message["role"] == "assistant":
+            tag = f" [{next(actions, '?')}]"
+        else:
+            copied = next(copies, None)
+            tag = f" [degenerate: copy of the {copied}]" if copied else ""
         lines.append(f"- {message['role']}{tag}: {cut(message['content'])}")
     lines.append(f"- goal: {cut(record.goal)}")
     return "\n".join(lines) + "\n"
@@ -75,6 +80,13 @@ def results_markdown(metrics: Mapping[str, Any], records: Sequence[TrajectoryRec
     if identity:
         parts.append("; ".join(identity) + "\n")
     parts.append(markdown_table([dict(metrics)], PAPER_COLUMNS))
+    if metrics.get("n_sim_replies"):
+        parts.append(f"\nUser simulator ({metrics.get('simulator', '?')}): {metrics['n_sim_degenerate']} of "
+                     f"{metrics['n_sim_replies']} replies were copies, not answers (question "
+                     f"{metrics['sim_copies_question']}, earlier turn {metrics['sim_copies_history']}, goal text "
+                     f"{metrics['sim_copies_goal']}, own prompt {metrics['sim_copies_instructions']}; "
+                     f"{metrics['n_trajectories_sim_degenerate']} trajectories affected)."
+                     "\n")
     scalar = {k: v for k, v in metrics.items() if not isinstance(v, (Mapping, list))}
     parts.append("\n## All metrics\n\n" + markdown_table(
         [{"metric": k, "value": format_value(v, k)} for k, v in scalar.items()], ["metric", "value"]))

@@ -1,46 +1,59 @@
 """``evaluate.py``'s recipe: build the roles from config, run the multi-turn evaluation, write and log it.
 
-The row identity written to ``metrics.json`` (what :mod:`clarifylab.evaluation.tables` groups by):
+The row identity written to ``metrics.json`` (what :mod:`clarifylab.evaluation.tables` groups by; only
+seeds are averaged):
 
 - ``label``: ``cfg.label``;
 - ``model``: ``cfg.model``, else the base model (Hub id / directory / ``smollm2_gguf`` / ``tiny``) or the
   served model name;
 - ``approach``: ``cfg.approach``, else the baseline style (``standard``/``cot``/``proactive``), else for a
-  trained policy the ``trainer.name`` recorded in its train run (``<policy_dir>/../.hydra/config.yaml``,
-  ``trained`` if absent), else ``base``;
+  trained policy the ``trainer.name`` recorded in its train run (``<policy_dir>/..``:
+  :func:`~clarifylab.evaluation.run_provenance.trained_run_info`; ``trained`` if absent), else ``base``;
 - ``conversations``: ``cfg.conversations``, else a baseline's number of in-context conversations, else a
-  trained policy's ``dataset.conversations`` (its training data setting), else None.
+  trained policy's ``dataset.conversations`` (its training data setting), else None;
+- ``dataset``, ``split``, ``data_file`` and ``data_sha256`` (the file the split is read from and the hash
+  of its bytes, :func:`~clarifylab.evaluation.run_provenance.data_identity`);
+- for a trained policy, its training run's ``trainer``, ``ablation``, ``train_dataset``, ``pairs`` (the
+  preference pairs file) and ``pseudo_labels`` (:func:`~clarifylab.evaluation.run_provenance.trained_run_info`);
+  None for a base model or a prompting baseline;
+- ``max_examples`` and ``sampling`` (how the evaluated examples were drawn, seeded by ``seed``:
+  :mod:`clarifylab.evaluation.eval_sample`).
+
+Also grouped by: ``simulator`` / ``simulator_model`` and ``classifier`` / ``classifier_model`` (the LLM
+behind each role, :func:`role_model`), ``max_turns``, ``interpretations``.
+
+Provenance that is recorded but not grouped by: ``seed``, ``code_version``, ``overrides`` / ``choices``
+(Hydra's command-line overrides and config-group choices), ``train_seed`` / ``train_overrides``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from clarifylab.evaluation.eval_sample import SAMPLING, sample_eval_examples
+from clarifylab.evaluation.run_provenance import code_version, data_identity, hydra_overrides, trained_run_info
+
 log = logging.getLogger(__name__)
 
-
-def trained_run_info(policy_dir: str | Path) -> dict[str, Any]:
-    """``{"approach": trainer.name, "conversations": dataset.conversations}`` of the train.py run that
-    saved ``policy_dir`` (read from its ``../.hydra/config.yaml``); ``approach`` is ``"trained"`` and
-    ``conversations`` None when the file or key is missing."""
-    # abspath, not resolve: IRPO's <run dir>/policy is a symlink into iter_<t>/, but the run's config is <run dir>/.hydra
-    config_path = Path(os.path.abspath(policy_dir)).parent / ".hydra" / "config.yaml"
-    train_cfg = OmegaConf.load(config_path) if config_path.is_file() else OmegaConf.create()
-    name = OmegaConf.select(train_cfg, "trainer.name", default=None)
-    conversations = OmegaConf.select(train_cfg, "dataset.conversations", default=None)
-    return {"approach": str(name) if name else "trained",
-            "conversations": int(conversations) if isinstance(conversations, int) else None}
+TRAINED_IDENTITY = ("trainer", "ablation", "train_dataset", "pairs", "pseudo_labels")
+"""Keys of :func:`trained_run_info` that identify a trained policy's row (None for untrained policies)."""
 
 
-def run_identity(cfg: DictConfig, described: dict[str, Any]) -> dict[str, Any]:
-    """``label``, ``model``, ``approach``, ``conversations``, ``dataset``, ``split``, ``seed`` (module docstring)."""
+def role_model(role: Any) -> str | None:
+    """``model_id`` of an LLM-backed role's ``backend`` (the LLM user simulator, the few-shot classifier);
+    None for a rule-based one (the oracle, the heuristic classifier)."""
+    return getattr(getattr(role, "backend", None), "model_id", None)
+
+
+def run_identity(cfg: DictConfig, described: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+    """``label``, ``dataset``, ``split``, ``model``, ``approach``, the trained-policy keys
+    (:data:`TRAINED_IDENTITY`), ``conversations`` and ``seed`` (module docstring); ``trained`` is
+    :func:`trained_run_info` of ``cfg.policy_dir`` (empty without one)."""
     style = OmegaConf.select(cfg, "baseline.style", default=None)
-    trained = trained_run_info(cfg.policy_dir) if cfg.get("policy_dir") else {}
     if cfg.get("approach"):
         approach = str(cfg.approach)
     elif style:
@@ -50,8 +63,9 @@ def run_identity(cfg: DictConfig, described: dict[str, Any]) -> dict[str, Any]:
     conversations = cfg.get("conversations")
     if conversations is None:
         conversations = int(cfg.baseline.conversations) if style else trained.get("conversations")
-    return {"label": str(cfg.label), "model": str(cfg.get("model") or described["model"]), "approach": approach,
-            "conversations": conversations, "dataset": str(cfg.dataset.name), "split": str(cfg.split),
+    return {"label": str(cfg.label), "dataset": str(cfg.dataset.name), "split": str(cfg.split),
+            "model": str(cfg.get("model") or described["model"]), "approach": approach,
+            **{key: trained.get(key) for key in TRAINED_IDENTITY}, "conversations": conversations,
             "seed": int(cfg.seed)}
 
 
@@ -74,13 +88,18 @@ def run_policy_evaluation(cfg: DictConfig) -> dict[str, Any]:
     from clarifylab.evaluation.tables import PAPER_COLUMNS, rich_table, wide_console
 
     random.seed(cfg.seed)
-    examples = load_dataset_split(cfg.dataset, cfg.split, cfg.paths, cfg.max_examples)
+    split_examples = load_dataset_split(cfg.dataset, cfg.split, cfg.paths)
+    examples = sample_eval_examples(split_examples, cfg.max_examples, int(cfg.seed))
+    sample = {"max_examples": cfg.max_examples, "sampling": SAMPLING if len(examples) < len(split_examples) else "all",
+              "n_examples_in_split": len(split_examples)}
+    data = data_identity(cfg.dataset, str(cfg.split))  # after loading: a corpus generated on first use exists now
     meter = UsageMeter()
     backend, described = build_policy_backend(cfg)
     policy = build_baseline(cfg, meter.track("policy", backend, cost=cfg.policy.get("cost")))
     simulator = build_simulator(cfg, meter)
     classifier = build_classifier(cfg, meter)
-    identity = run_identity(cfg, described)
+    trained = trained_run_info(cfg.policy_dir) if cfg.get("policy_dir") else {}
+    identity = {**run_identity(cfg, described, trained), **data, **sample}
     log.info("evaluating %s (%s) on %s/%s: %d examples", identity["label"], described["source"], cfg.dataset.name,
              cfg.split, len(examples))
     generation = cfg.generation
@@ -89,8 +108,10 @@ def run_policy_evaluation(cfg: DictConfig) -> dict[str, Any]:
     result = evaluate_policy(policy, examples, classifier, simulator, max_turns=int(cfg.max_turns), params=params,
                              instruction=cfg.dataset.instruction, interpretations=str(cfg.interpretations),
                              heuristic_options={"data_dir": cfg.paths.data_dir}, progress=bool(cfg.progress))
-    extra = {"simulator": str(cfg.simulator.name), "classifier": type(classifier).__name__,
-             "policy_source": described["source"]}
+    extra = {"simulator": str(cfg.simulator.name), "simulator_model": role_model(simulator),
+             "classifier": type(classifier).__name__, "classifier_model": role_model(classifier),
+             "policy_source": described["source"], "code_version": code_version(), **hydra_overrides(),
+             "train_seed": trained.get("train_seed"), "train_overrides": trained.get("train_overrides")}
     metrics = write_eval_outputs(result, cfg.output_dir, title=f"{cfg.label} on {cfg.dataset.name}/{cfg.split}",
                                  identity=identity, usage=meter.summary(), extra=extra)
     raw = getattr(policy, "raw_outputs", None)

@@ -1,9 +1,12 @@
-"""Result tables in the papers' layout: one row per (dataset, model, approach, #conversations).
+"""Result tables in the papers' layout: one row per distinct run configuration, seeds averaged.
 
 Evaluation runs are found by their ``metrics.json`` (:func:`find_eval_dirs`, recursively, so a whole
-Hydra multirun directory can be passed), grouped by :data:`GROUP_BY` and averaged over the runs of a
-group (several seeds); rendered as Markdown (files), CSV and a rich table (console). Rates are shown as
-percentages with one decimal, as in ACT's tables, with ``± std`` when a group has several runs.
+Hydra multirun directory can be passed), grouped by :data:`GROUP_BY` — everything that distinguishes a
+run except its seed: dataset, split, data file (name and content hash), model, approach, the training
+run's trainer / ablation / dataset / pair source, conversations, simulator and classifier (and the LLM behind
+each), turn limit and example sample size — and averaged over the runs of a group (the seeds); rendered as Markdown (files),
+CSV and a rich table (console). Rates are shown as percentages with one decimal, as in ACT's tables,
+with ``± std`` when a group has several runs and ``runs`` counting them.
 """
 
 from __future__ import annotations
@@ -20,26 +23,40 @@ from typing import Any
 
 from clarifylab.errors import DataFormatError, DataNotFoundError
 
-IDENTITY_COLUMNS = ("label", "dataset", "model", "approach", "conversations")
+IDENTITY_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "ablation", "pairs", "conversations")
 PAPER_COLUMNS = ("label", "dataset", "model", "approach", "conversations", "heuristic", "n_trajectories", "accuracy",
-                 "macro_f1", "clarify_precision", "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h")
-"""The comparison table: identity, then action level, then content level (ACT Tables 1-3)."""
-REPORT_COLUMNS = ("label", "dataset", "model", "approach", "conversations", "runs", "heuristic", "n_trajectories",
-                  "accuracy", "macro_f1", "clarify_precision", "clarify_recall", "turn_h", "trajectory_h",
-                  "post_clarify_h")
-GROUP_BY = ("dataset", "model", "approach", "conversations")
+                 "macro_f1", "clarify_precision", "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h",
+                 "simulator", "sim_degenerate_rate")
+"""The comparison table: identity, then action level, then content level (ACT Tables 1-3), then the user
+simulator and the share of its replies that were copies (``evaluator.summarize``)."""
+REPORT_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "ablation", "pairs", "conversations",
+                  "runs", "heuristic", "n_examples", "n_trajectories", "accuracy", "macro_f1", "clarify_precision",
+                  "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h", "simulator", "sim_degenerate_rate")
+GROUP_BY = ("dataset", "split", "data", "model", "approach", "trainer", "ablation", "train_dataset", "pairs",
+            "pseudo_labels", "conversations", "simulator", "simulator_model", "classifier", "classifier_model",
+            "max_turns", "interpretations", "max_examples")
+"""A result row's identity: runs that agree on all of these (and differ only in seeds) are averaged. A key
+missing from a ``metrics.json`` (older runs) counts as None. ``data`` is derived on reading
+(:func:`data_label`)."""
 PERCENT_COLUMNS = frozenset({"accuracy", "macro_f1", "clarify_precision", "clarify_recall", "clarify_f1", "turn_h",
                              "trajectory_h", "post_clarify_h", "trajectory_h_gold_clarify",
-                             "trajectory_h_gold_answer", "clarify_rate", "turn_limit_rate"})
+                             "trajectory_h_gold_answer", "clarify_rate", "turn_limit_rate",
+                             "sim_degenerate_rate"})
 HEADERS = {"label": "Label", "dataset": "Dataset", "model": "Model", "approach": "Approach",
            "conversations": "Conversations", "runs": "Runs", "heuristic": "H", "n_trajectories": "Trajectories",
+           "split": "Split", "data": "Data", "ablation": "Ablation", "pairs": "Pairs", "n_examples": "Examples",
+           "simulator": "Simulator", "sim_degenerate_rate": "Sim. copies",
            "accuracy": "Accuracy", "macro_f1": "Macro F1", "clarify_precision": "Clarify P",
            "clarify_recall": "Clarify R", "turn_h": "Turn H", "trajectory_h": "Traj. H",
            "post_clarify_h": "Post-Clarify H"}
 MISSING = "–"
 METRICS_FILE = "metrics.json"
-JOINED_KEYS = frozenset({"seed"})
+JOINED_KEYS = frozenset({"seed", "train_seed"})
 """Numeric descriptors listed (``"0,1,2"``) rather than averaged when runs are grouped."""
+OPTIONAL_COLUMNS = frozenset({"split", "data", "ablation", "pairs", "n_examples", "simulator", "sim_degenerate_rate"})
+"""Report columns left out of a table in which no row has a value (e.g. no trained policy: no ablation)."""
+PATH_COLUMNS = frozenset({"pairs"})
+"""Shown by their last two path components (the full path stays in the rows and the CSV)."""
 
 
 def column_header(column: str, headers: Mapping[str, str] | None = None) -> str:
@@ -50,9 +67,12 @@ def column_header(column: str, headers: Mapping[str, str] | None = None) -> str:
 
 def format_value(value: Any, column: str = "", digits: int = 3) -> str:
     """Cell text: rates (:data:`PERCENT_COLUMNS`) as percentages with one decimal, other floats with
-    ``digits`` decimals, None/NaN as an en dash, anything else via ``str``."""
+    ``digits`` decimals, None/NaN as an en dash, paths (:data:`PATH_COLUMNS`) by their last two
+    components, anything else via ``str``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
+    if column in PATH_COLUMNS and isinstance(value, str):
+        return "/".join(Path(value).parts[-2:])
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)) and column in PERCENT_COLUMNS:
@@ -136,9 +156,19 @@ def find_eval_dirs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+def data_label(summary: Mapping[str, Any]) -> str | None:
+    """``<file name>@<first 12 hex of its sha256>`` of a run's ``data_file`` / ``data_sha256`` (the file name
+    alone without a hash; None without a file): the data identity of a row, the same for one file's
+    copies in two checkouts, different for two files or two versions of one file."""
+    path, digest = summary.get("data_file"), summary.get("data_sha256")
+    if not path:
+        return None
+    return f"{Path(str(path)).name}@{str(digest)[:12]}" if digest else Path(str(path)).name
+
+
 def read_eval_summaries(dirs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """The ``metrics.json`` object of each directory, in order; a summary without a ``label`` is
-    labelled by its directory name; ``run_dir`` records where it came from."""
+    labelled by its directory name; ``data`` is :func:`data_label`; ``run_dir`` records where it came from."""
     rows = []
     for directory in map(Path, dirs):
         path = directory / METRICS_FILE
@@ -150,7 +180,7 @@ def read_eval_summaries(dirs: Sequence[str | os.PathLike[str]]) -> list[dict[str
             raise DataFormatError(f"{path}: not valid JSON ({error}); re-run the evaluation that wrote it") from None
         if not isinstance(summary, dict):
             raise DataFormatError(f"{path}: expected a JSON object of metrics, got {type(summary).__name__}")
-        rows.append({"label": directory.name, **summary, "run_dir": str(directory)})
+        rows.append({"label": directory.name, **summary, "data": data_label(summary), "run_dir": str(directory)})
     return rows
 
 
@@ -197,12 +227,18 @@ def aggregate_runs(rows: Sequence[Mapping[str, Any]], group_by: Sequence[str] = 
     return aggregated
 
 
+def shown_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """``columns`` without the :data:`OPTIONAL_COLUMNS` that no row has a value for."""
+    return [c for c in columns if c not in OPTIONAL_COLUMNS or any(row.get(c) is not None for row in rows)]
+
+
 def build_report(paths: Sequence[str | os.PathLike[str]], group_by: Sequence[str] = GROUP_BY,
                  columns: Sequence[str] = REPORT_COLUMNS, title: str | None = None,
                  console: Any | None = None) -> tuple[str, str, list[dict[str, Any]]]:
-    """Find runs under ``paths``, aggregate them and print the rich table (to ``console``, default a new
-    console); returns ``(markdown, csv, aggregated rows)``."""
+    """Find runs under ``paths``, aggregate them and print the rich table of ``columns`` (to ``console``,
+    default a new console; :func:`shown_columns`); returns ``(markdown, csv, aggregated rows)``."""
     rows = aggregate_runs(read_eval_summaries(find_eval_dirs(paths)), group_by)
+    columns = shown_columns(rows, columns)
     (console or wide_console()).print(rich_table(rows, columns, title))
     markdown = markdown_table(rows, columns)
     if title:

@@ -28,10 +28,13 @@ PACIFIC/TAT-QA (:func:`tatqa_em_f1`), following the semantics of ``tatqa_metric.
    Its value is the first number in it, times the scale of the first "number + word" group
    (hundred 1e2, thousand 1e3, million 1e6, billion 1e9, percent 0.01), times -1 if a
    parenthesised number such as ``"(134)"`` or ``"(1,234)"`` appears (accounting negative), times
-   0.01 if a number is followed by ``%``; rounded to 4 decimals.
+   0.01 if a number is followed by ``%`` (also after its closing parenthesis: ``"(59.9)%"`` is
+   -0.599); rounded to 4 decimals, with -0 read as 0.
 2. Answer string. The spans of an answer are sorted and each is rewritten: a number with ``%``
-   becomes ``"%.4f" % value``; another number becomes ``"%.4f" % (round(value, 2) * scale)``
-   where ``scale`` is the answer's scale (the gold's ``scale`` field, or ``pred_scale``); a
+   becomes ``"%.4f" % value``, and so does a number that states its own scale word (``"$15.5
+   million"`` -> ``"15500000.0000"`` whatever the answer's scale); another number becomes
+   ``"%.4f" % (round(value, 2) * scale)`` where ``scale`` is the answer's scale (the gold's
+   ``scale`` field, or ``pred_scale``); a
    non-number gets ``" " + scale`` appended when a scale is given. The rewritten spans are joined
    by spaces into ONE string (so multi-span answers are compared as one bag).
    Hence ``"$1.2 million"`` (no scale) and gold ``1.2`` with scale ``million`` both become
@@ -45,13 +48,19 @@ PACIFIC/TAT-QA (:func:`tatqa_em_f1`), following the semantics of ``tatqa_metric.
 5. For ``answer_type`` ``"arithmetic"`` or ``"count"`` the F1 is set to the EM.
 
 Deviations from the TAT-QA code, all deliberate: ``inf``/``nan`` are not numbers; the
-parenthesised-negative and percent patterns accept thousands commas (``"(1,234)"``); number values
+parenthesised-negative and percent patterns accept thousands commas (``"(1,234)"``); a span that
+states its scale word is not scaled again by the answer's scale (TAT-QA turns gold ``"$3.0 million"``
+with scale ``million`` into 3e12, so the gold scored 0 against itself rewritten as text); ``"(59.9)%"``
+is -0.599 like ``"-59.9%"`` (TAT-QA reads -59.9, so the obvious ``"-59.9%"`` scored 0); ``-0`` equals
+``0`` (TAT-QA compares the strings ``"-0.0"`` and ``"0.0"``); number values
 are always floats, so a number token inside free text (``"134"`` -> ``"134.0"``) can match a
 rewritten gold number (``"134.0000"`` -> ``"134.0"``) where TAT-QA's int/float mix would not; an
 unknown gold scale raises instead of counting as 1. Checked against a transcription of the TAT-QA
 code on 13,318 (prediction, gold) pairs built from PACIFIC validation answers (exact, rescaled,
 negated, percent, other-question and free-text predictions): identical scores except 260 pairs
-with number tokens in free text or space-joined spans, which score higher here, never lower.
+with number tokens in free text or space-joined spans, which score higher here, never lower (that
+check predates the scale-word, ``(x)%`` and -0 rules; among the PACIFIC validation and TAT-QA dev
+golds only ``"$3.0 million"`` with scale ``million`` is rewritten differently by them).
 """
 
 from __future__ import annotations
@@ -183,7 +192,7 @@ _NOT_IN_NUMBER = str.maketrans("", "", "'\"\\$€£¥%(),[]")
 _FIRST_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?|[+-]?\.\d+")
 _NUMBER_THEN_WORD = re.compile(r"[\d.]+\s?[a-zA-Z]+")
 _PARENTHESISED_NUMBER = re.compile(r"\([\d.,\s%]+\)")
-_PERCENT_NUMBER = re.compile(r"[\d.,\s]+%")
+_PERCENT_NUMBER = re.compile(r"[\d.,\s]+\)?%")  # "12%", "(59.9)%"
 _EM_ONLY_ANSWER_TYPES = frozenset({"arithmetic", "count"})
 
 
@@ -211,20 +220,23 @@ def is_tatqa_number(text: str) -> bool:
     return len(words) == 1 or scale_factor(words[1]) != 1.0
 
 
+def stated_scale(text: str) -> float:
+    """Scale factor written in ``text`` after its first number (``"$15.5 million"`` -> 1e6), else 1."""
+    scaled = _NUMBER_THEN_WORD.search(text)
+    return scale_factor(scaled.group(0)) if scaled is not None else 1.0
+
+
 def tatqa_number_value(text: str) -> float | None:
     """Value of a number string (rule 1 of the module docstring): ``"$1.2 million"`` -> 1200000.0."""
     match = _FIRST_NUMBER.search(text.translate(_NOT_IN_NUMBER))
     if match is None:
         return None
-    value = float(match.group(0))
-    scaled = _NUMBER_THEN_WORD.search(text)
-    if scaled is not None:
-        value *= scale_factor(scaled.group(0))
+    value = float(match.group(0)) * stated_scale(text)
     if _PARENTHESISED_NUMBER.search(text.strip()):
         value *= -1
     if _PERCENT_NUMBER.search(text.strip()):
         value *= 0.01
-    return round(value, 4)
+    return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0: "-0" and "0" are one number
 
 
 def _tatqa_answer_string(spans: list[str], scale: str) -> str:
@@ -234,7 +246,7 @@ def _tatqa_answer_string(spans: list[str], scale: str) -> str:
         value = tatqa_number_value(span) if is_tatqa_number(span) else None
         if value is None:
             rewritten.append(f"{span} {scale}" if scale else span)
-        elif "%" in span:
+        elif "%" in span or stated_scale(span) != 1.0:  # the span's own %/scale word is in value already
             rewritten.append("%.4f" % value)
         else:
             rewritten.append("%.4f" % (round(value, 2) * scale_factor(scale)))

@@ -4,8 +4,9 @@ A predicted query matches when it returns the same result as the gold query on t
 rows are compared as multisets (``collections.Counter`` of row tuples), and in order only when the
 gold query has a top-level ORDER BY (Spider's rule). Values are normalised first: a float with an
 integral value becomes an int (``1.0 == 1``) and other floats are rounded to 12 significant digits,
-so summation-order noise in AVG/SUM does not count as a difference. Column order matters (unlike
-the Spider test-suite evaluator, which also tries column permutations).
+so summation-order noise in AVG/SUM does not count as a difference. Column order matters by default;
+``ignore_column_order=True`` gives the Spider test-suite evaluator's rule (``result_eq``): the results
+also match when some permutation of the predicted columns matches (:func:`rows_match`).
 
 Safety (a model's SQL is untrusted; the database must never change):
 
@@ -18,12 +19,15 @@ Safety (a model's SQL is untrusted; the database must never change):
 4. a progress handler interrupts a query after ``timeout_s`` seconds of wall time and at most
    ``max_rows`` rows are fetched (more is a failure, never a silent truncation).
 
-A query that is rejected, errors, times out or returns too many rows scores 0, and
-:class:`ExecutionMatch` says why. A missing database file raises :class:`DataNotFoundError`.
+A query that is rejected (several statements included: ``SELECT ...; DROP TABLE t`` is never
+executed), errors, times out or returns too many rows scores 0, and :class:`ExecutionMatch` says why
+(``reason``) and in which category (``code``, one of :data:`OUTCOME_CODES`). A missing database file
+raises :class:`DataNotFoundError`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import time
@@ -50,12 +54,20 @@ _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite
 _MAX_VALUE_BYTES = 10_000_000
 _PROGRESS_EVERY_N_OPS = 1_000
 _SIGNIFICANT_DIGITS = 12
+_MAX_COLUMN_PERMUTATIONS = 10_000
+OUTCOME_CODES = ("match", "multiple_statements", "rejected", "failed", "wrong_order", "different_result",
+                 "gold_unusable")
+"""Categories of :attr:`ExecutionMatch.code`; only ``match`` scores 1."""
 
 Row = tuple[object, ...]
 
 
 class QueryRejectedError(ValueError):
     """The SQL is not a single read-only query (or does not parse); it was never executed."""
+
+
+class MultipleStatementsError(QueryRejectedError):
+    """The SQL holds more than one statement (``SELECT ...; DROP TABLE t``)."""
 
 
 class QueryFailedError(RuntimeError):
@@ -70,19 +82,22 @@ class ExecutionMatch:
         score: 1.0 when the results match, else 0.0.
         reason: "match", or why the score is 0 (rejected / failed / timed out / different result).
         ordered: True when rows were compared in order (the gold query has a top-level ORDER BY).
+        code: the category of ``reason``, one of :data:`OUTCOME_CODES` (for counting).
     """
 
     score: float
     reason: str
     ordered: bool = False
+    code: str = "match"
 
 
 def parse_read_only_query(sql: str) -> exp.Query:
     """Parse ``sql`` (sqlite dialect) and return it if it is exactly one read-only query.
 
     Raises:
-        QueryRejectedError: empty SQL, parse error, several statements, a non-SELECT statement,
-            or a write/DDL/PRAGMA/ATTACH/transaction node anywhere in the tree.
+        MultipleStatementsError: several statements (a :class:`QueryRejectedError`).
+        QueryRejectedError: empty SQL, parse error, a non-SELECT statement, or a
+            write/DDL/PRAGMA/ATTACH/transaction node anywhere in the tree.
     """
     if not sql or not sql.strip():
         raise QueryRejectedError("empty SQL")
@@ -91,7 +106,8 @@ def parse_read_only_query(sql: str) -> exp.Query:
     except SqlglotError as error:
         raise QueryRejectedError(f"does not parse as SQLite: {str(error).splitlines()[0]}") from error
     if len(statements) != 1:
-        raise QueryRejectedError(f"expected one statement, found {len(statements)}")
+        error_type = MultipleStatementsError if len(statements) > 1 else QueryRejectedError
+        raise error_type(f"expected one statement, found {len(statements)}")
     (statement,) = statements
     if not isinstance(statement, exp.Query):
         raise QueryRejectedError(f"not a SELECT query ({type(statement).__name__})")
@@ -165,12 +181,44 @@ def run_read_only_query(sql: str, db_path: str | Path, timeout_s: float = 5.0, m
     return [tuple(_normalize_value(value) for value in row) for row in rows]
 
 
+def rows_match(predicted: list[Row], gold: list[Row], ordered: bool, ignore_column_order: bool = False) -> bool:
+    """True when the results are equal: as lists when ``ordered``, else as multisets of rows.
+
+    With ``ignore_column_order`` (Spider test-suite ``result_eq``), they are also equal when some permutation
+    ``perm`` of the predicted columns gives ``[tuple(row[perm[i]] for i in range(k)) for row in predicted]``
+    equal to ``gold``; only permutations mapping each gold column to a predicted column with the same set of
+    values are tried (no match is lost: equal results have equal column value sets), at most 10,000 of them.
+    """
+    if ordered and predicted == gold or not ordered and Counter(predicted) == Counter(gold):
+        return True
+    if not ignore_column_order or not gold or len(predicted) != len(gold):
+        return False
+    width = len(gold[0])
+    if any(len(row) != width for row in predicted):
+        return False
+    gold_sets = [{row[i] for row in gold} for i in range(width)]
+    predicted_sets = [{row[j] for row in predicted} for j in range(width)]
+    options = [[j for j in range(width) if predicted_sets[j] == gold_sets[i]] for i in range(width)]
+    tried = 0
+    for perm in itertools.product(*options):
+        if len(set(perm)) != width:
+            continue
+        permuted = [tuple(row[j] for j in perm) for row in predicted]
+        if ordered and permuted == gold or not ordered and Counter(permuted) == Counter(gold):
+            return True
+        tried += 1
+        if tried >= _MAX_COLUMN_PERMUTATIONS:
+            return False
+    return False
+
+
 def compare_execution(
     predicted_sql: str,
     gold_sql: str,
     db_path: str | Path,
     timeout_s: float = 5.0,
     max_rows: int = 100_000,
+    ignore_column_order: bool = False,
 ) -> ExecutionMatch:
     """Execute both queries read-only on ``db_path`` and compare their results (module docstring).
 
@@ -180,32 +228,31 @@ def compare_execution(
         db_path: the sqlite file, e.g. ``<data_dir>/spider/database/<db_id>/<db_id>.sqlite``.
         timeout_s: wall-clock limit per query, seconds.
         max_rows: most rows fetched per query; a larger result is a failure.
+        ignore_column_order: also accept a permutation of the predicted columns (:func:`rows_match`).
     """
     try:
         gold_query = parse_read_only_query(gold_sql)
         gold_rows = run_read_only_query(gold_sql, db_path, timeout_s, max_rows)
     except (QueryRejectedError, QueryFailedError) as error:
         log.warning("gold SQL on %s cannot be evaluated (%s): %s", db_path, error, gold_sql)
-        return ExecutionMatch(0.0, f"gold query unusable: {error}")
+        return ExecutionMatch(0.0, f"gold query unusable: {error}", code="gold_unusable")
     ordered = has_top_level_order_by(gold_query)
     try:
         parse_read_only_query(predicted_sql)
     except QueryRejectedError as error:
-        return ExecutionMatch(0.0, f"predicted query rejected: {error}", ordered)
+        code = "multiple_statements" if isinstance(error, MultipleStatementsError) else "rejected"
+        return ExecutionMatch(0.0, f"predicted query rejected: {error}", ordered, code)
     try:
         predicted_rows = run_read_only_query(predicted_sql, db_path, timeout_s, max_rows)
     except QueryFailedError as error:
-        return ExecutionMatch(0.0, f"predicted query failed: {error}", ordered)
+        return ExecutionMatch(0.0, f"predicted query failed: {error}", ordered, "failed")
 
-    if ordered:
-        if predicted_rows == gold_rows:
-            return ExecutionMatch(1.0, "match", ordered)
-        if Counter(predicted_rows) == Counter(gold_rows):
-            return ExecutionMatch(0.0, "same rows in a different order (gold orders its rows)", ordered)
-    elif Counter(predicted_rows) == Counter(gold_rows):
+    if rows_match(predicted_rows, gold_rows, ordered, ignore_column_order):
         return ExecutionMatch(1.0, "match", ordered)
+    if ordered and rows_match(predicted_rows, gold_rows, False, ignore_column_order):
+        return ExecutionMatch(0.0, "same rows in a different order (gold orders its rows)", ordered, "wrong_order")
     return ExecutionMatch(0.0, f"different result ({len(predicted_rows)} predicted rows, {len(gold_rows)} gold rows)",
-                          ordered)
+                          ordered, "different_result")
 
 
 def execution_match(
@@ -214,6 +261,7 @@ def execution_match(
     db_path: str | Path,
     timeout_s: float = 5.0,
     max_rows: int = 100_000,
+    ignore_column_order: bool = False,
 ) -> float:
     """1.0 when ``predicted_sql`` returns the gold result on ``db_path``, else 0.0 (see :func:`compare_execution`)."""
-    return compare_execution(predicted_sql, gold_sql, db_path, timeout_s, max_rows).score
+    return compare_execution(predicted_sql, gold_sql, db_path, timeout_s, max_rows, ignore_column_order).score

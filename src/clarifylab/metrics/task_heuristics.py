@@ -19,7 +19,10 @@ abg_coqa            cosine similarity of all-MiniLM-L6-v2 embeddings (one batche
                     model is loaded once per process).
 ambigsql            Spider execution match on ``<data_dir>/spider/database/<db_id>/<db_id>.sqlite`` of the
                     SQL extracted from the response (:func:`extract_sql`); 0 when the reference is not a
-                    query (a gold clarifying question at the turn level).
+                    query (a gold clarifying question at the turn level) and when the response holds a
+                    second statement (``SELECT ...; DROP TABLE t``: never executed, counted in
+                    :meth:`ExecutionMatchHeuristic.details`). Option ``ignore_column_order``: Spider's
+                    column-permutation rule (default: column order matters).
 tatqa               as pacific (TAT-QA is PACIFIC's source: same answer fields and metric).
 wtq                 denotation accuracy (:func:`~clarifylab.metrics.wtq_denotation.denotation_match`) against
                     ``meta["target_values"]`` (every target value, any order), else the reference itself.
@@ -31,6 +34,7 @@ Entry points: :func:`score_outcomes` (trajectory outcome vs the goal of its inte
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import re
@@ -224,28 +228,57 @@ class EmbeddingSimilarityHeuristic:
 
 _SQL_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)```", re.IGNORECASE | re.DOTALL)
 _SQL_START = re.compile(r"\b(?:select|with)\b", re.IGNORECASE)
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+# A statement after a ";" outside a code block: an SQL verb followed by a space (prose such as "Hope it helps."
+# or "Update: ..." is not one).
+_STATEMENT_START = re.compile(
+    r"(?:select|insert|update|delete|drop|create|alter|replace|pragma|attach|detach|begin|commit|rollback|"
+    r"vacuum|reindex|savepoint|with\s+(?:recursive\s+)?\w+(?:\s*\([^)]*\))?\s+as)\s", re.IGNORECASE)
+
+
+def sql_statements(response: str) -> list[str]:
+    """The SQL statements of a model response, the query first (empty list: no SQL).
+
+    1. In the first fenced code block (```` ```sql ... ``` ````, language tag optional): its text cut at
+       ``;``, every non-blank part (comments ignored) a statement.
+    2. Else the text from the first ``SELECT``/``WITH`` keyword: the query ends at the first ``;`` or blank
+       line; after a ``;``, text that starts with an SQL verb (``DROP TABLE t``, ``SELECT ...``) is a further
+       statement, anything else is prose and ends the SQL.
+    3. Else the stripped response (it will not parse, and scores 0).
+    """
+    fenced = _SQL_FENCE.search(response)
+    if fenced:
+        return [part.strip() for part in fenced.group(1).split(";") if _SQL_COMMENT.sub("", part).strip()]
+    start = _SQL_START.search(response)
+    if start is None:
+        return [response.strip()] if response.strip() else []
+    statements, rest = [], response[start.start():]
+    while True:
+        query, separator, rest = _cut_statement(rest)
+        statements.append(query.strip())
+        rest = rest.lstrip()
+        if separator != ";" or not _STATEMENT_START.match(rest + " "):
+            return [statement for statement in statements if statement]
+
+
+def _cut_statement(text: str) -> tuple[str, str, str]:
+    """``(statement, separator, rest)``: ``text`` cut at its first ``;`` or blank line (separator "" at the end)."""
+    parts = re.split(r"(;|\n\s*\n)", text, maxsplit=1)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else (parts[0], "", "")
 
 
 def extract_sql(response: str) -> str:
-    """The SQL query in a model response.
-
-    1. the content of the first fenced code block (```` ```sql ... ``` ````, language tag optional);
-    2. else the text from the first ``SELECT``/``WITH`` keyword, up to the first ``;`` or blank line;
-    3. else the stripped response (it will not parse, and scores 0).
+    """The SQL in a model response (:func:`sql_statements`): the query, or, when the response holds several
+    statements, all of them joined by ``";\n"`` so that execution rejects them (several statements score 0).
 
     >>> extract_sql("Here it is:\\n```sql\\nSELECT name FROM singer;\\n```")
     'SELECT name FROM singer'
     >>> extract_sql("Sure. select count(*) from singer; Hope it helps.")
     'select count(*) from singer'
+    >>> extract_sql("SELECT name FROM singer; DROP TABLE singer")
+    'SELECT name FROM singer;\\nDROP TABLE singer'
     """
-    fenced = _SQL_FENCE.search(response)
-    if fenced:
-        sql = fenced.group(1)
-    else:
-        start = _SQL_START.search(response)
-        sql = response[start.start():] if start else response
-        sql = re.split(r"\n\s*\n", sql, maxsplit=1)[0]
-    return sql.strip().split(";", 1)[0].strip()
+    return ";\n".join(sql_statements(response))
 
 
 def spider_db_path(data_dir: str | os.PathLike[str], example: Example) -> Path:
@@ -274,30 +307,53 @@ class ExecutionMatchHeuristic:
     Args:
         data_dir: the folder holding ``spider/database`` (``paths.data_dir``).
         timeout_s: wall-clock limit per query.
+        ignore_column_order: also accept the gold result with its columns permuted (the Spider test-suite
+            rule; default False: column order matters).
+
+    Attributes:
+        last_outcomes: per prediction of the latest :meth:`score` call, the outcome code
+            (:data:`~clarifylab.metrics.sql_execution.OUTCOME_CODES`; ``"no_query_reference"`` when no
+            reference is a query, e.g. a gold clarifying question at the turn level).
+        outcome_counts: the same codes counted over every call (``multiple_statements``: a response such as
+            ``SELECT ...; DROP TABLE t``, scored 0); :meth:`details` returns them.
     """
 
     name = "execution_match"
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None, timeout_s: float = 5.0) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str] | None, timeout_s: float = 5.0,
+                 ignore_column_order: bool = False) -> None:
         self.data_dir = data_dir
         self.timeout_s = timeout_s
+        self.ignore_column_order = ignore_column_order
+        self.last_outcomes: list[str] = []
+        self.outcome_counts: collections.Counter[str] = collections.Counter()
+
+    def details(self) -> dict[str, int]:
+        """Outcome code -> number of scored predictions so far (every :meth:`score` call of this instance)."""
+        return dict(sorted(self.outcome_counts.items()))
 
     def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
               examples: Sequence[Example]) -> list[float]:
-        from clarifylab.metrics.sql_execution import execution_match
+        from clarifylab.metrics.sql_execution import compare_execution
 
         _check_aligned(predictions, references, examples)
         if self.data_dir is None:
             raise ConfigError("the ambigsql heuristic needs data_dir (paths.data_dir, the folder with spider/database)")
-        scores = []
+        scores, outcomes = [], []
         for prediction, refs, example in zip(predictions, references, examples):
             db_path = spider_db_path(self.data_dir, example)
             sql = extract_sql(prediction)
-            best = 0.0
+            best, code = 0.0, "no_query_reference"
             for ref in refs:
                 if is_sql_query(ref):  # a gold clarifying question (turn level) cannot be executed: 0
-                    best = max(best, execution_match(sql, ref, db_path, timeout_s=self.timeout_s))
+                    outcome = compare_execution(sql, ref, db_path, timeout_s=self.timeout_s,
+                                                ignore_column_order=self.ignore_column_order)
+                    if code == "no_query_reference" or outcome.score > best:
+                        best, code = max(best, outcome.score), outcome.code
             scores.append(best)
+            outcomes.append(code)
+        self.last_outcomes = outcomes
+        self.outcome_counts.update(outcomes)
         return scores
 
 
@@ -328,12 +384,13 @@ HEURISTICS: dict[str, Callable[..., TaskHeuristic]] = {
     "synthetic_tables": lambda **options: SyntheticTablesHeuristic(),
     "pacific": lambda **options: PacificHeuristic(),
     "abg_coqa": lambda similarity=None, **options: EmbeddingSimilarityHeuristic(similarity),
-    "ambigsql": lambda data_dir=None, **options: ExecutionMatchHeuristic(data_dir),
+    "ambigsql": lambda data_dir=None, ignore_column_order=False, **options: ExecutionMatchHeuristic(
+        data_dir, ignore_column_order=bool(ignore_column_order)),
     "tatqa": lambda **options: PacificHeuristic(),
     "wtq": lambda **options: WtqHeuristic(),
 }
-"""Task name -> factory taking keyword options (``data_dir`` for ambigsql, ``similarity`` for abg_coqa;
-others are ignored)."""
+"""Task name -> factory taking keyword options (``data_dir`` and ``ignore_column_order`` for ambigsql,
+``similarity`` for abg_coqa; others are ignored)."""
 
 
 def heuristic_for(task: str, **options: Any) -> TaskHeuristic:

@@ -11,7 +11,7 @@ from clarifylab.models.loading import (
     load_model_and_tokenizer,
     prepare_for_training,
 )
-from clarifylab.models.policy_io import load_policy, read_policy_record, save_policy
+from clarifylab.models.policy_io import load_policy, load_policy_stack, read_policy_record, save_policy
 from clarifylab.models.smollm2 import ensure_smollm2_converted, find_bundled_gguf
 from clarifylab.models.spec import LoraSpec, ModelSpec
 from clarifylab.models.tiny import build_tiny_model_and_tokenizer, build_tiny_tokenizer
@@ -29,6 +29,7 @@ __all__ = [
     "find_bundled_gguf",
     "load_model_and_tokenizer",
     "load_policy",
+    "load_policy_stack",
     "prepare_for_training",
     "read_policy_record",
     "save_policy",

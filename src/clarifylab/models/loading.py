@@ -133,6 +133,15 @@ def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
     model.config.use_cache = False  # the KV cache is useless (and warned about) while checkpointing
 
 
+def lora_config(lora: LoraSpec) -> Any:
+    """The peft ``LoraConfig`` (causal LM) of ``lora``."""
+    from peft import LoraConfig, TaskType
+
+    targets: str | list[str] = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
+    return LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=targets, bias=lora.bias)
+
+
 def apply_lora(model: PreTrainedModel, lora: LoraSpec | None) -> PreTrainedModel:
     """Wrap ``model`` with trainable LoRA adapters, or make every weight trainable.
 
@@ -145,17 +154,9 @@ def apply_lora(model: PreTrainedModel, lora: LoraSpec | None) -> PreTrainedModel
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return model
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import get_peft_model
 
-    targets: str | list[str] = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
-    config = LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=targets,
-        bias=lora.bias,
-    )
+    config = lora_config(lora)
     try:
         return get_peft_model(model, config)
     except ValueError as error:  # peft: "Target modules {...} not found in the base model"

@@ -2,10 +2,16 @@
 
 Layout of a policy directory::
 
-    clarifylab_policy.json     {"format": 1, "weights": "lora_adapter" | "full", "spec": ModelSpec.to_dict()}
+    clarifylab_policy.json     {"format": 1, "weights": "lora_adapter" | "lora_stack" | "full",
+                                "spec": ModelSpec.to_dict(), "adapters": [stage names] (lora_stack only)}
     adapter_config.json + adapter_model.safetensors        (weights == "lora_adapter")
+    stage0/, stage1/, ...: one adapter each, in training order   (weights == "lora_stack")
     config.json + model.safetensors + generation_config.json   (weights == "full")
     tokenizer files + chat_template.jinja
+
+A ``lora_stack`` is a policy trained in LoRA stages on one base (SFT, then ACT / DPO / IRPO iterations; see
+:mod:`clarifylab.models.adapter_stack`): the stages stay unmerged, so no stage's update is rounded away in bf16
+and each stage's start (and reference) is exactly the previous stage's saved policy.
 
 A LoRA policy stores only its adapter: the base model is rebuilt from the recorded spec (for the
 ``tiny`` source the base is deterministic from its seed; for ``smollm2_gguf`` it comes from the
@@ -31,7 +37,9 @@ if TYPE_CHECKING:
 POLICY_FILENAME = "clarifylab_policy.json"
 POLICY_FORMAT = 1
 LORA_WEIGHTS = "lora_adapter"
+STACK_WEIGHTS = "lora_stack"
 FULL_WEIGHTS = "full"
+WEIGHT_KINDS = (LORA_WEIGHTS, STACK_WEIGHTS, FULL_WEIGHTS)
 
 
 def _is_peft_model(model: object) -> bool:
@@ -61,16 +69,24 @@ def save_policy(
     spec: ModelSpec,
     out_dir: str | os.PathLike[str],
 ) -> Path:
-    """Write ``model`` (its LoRA adapter if it is a peft model, else all weights), ``tokenizer`` and
-    ``spec`` to ``out_dir``, atomically. Returns ``out_dir`` as a ``Path``."""
+    """Write ``model`` (its LoRA adapter if it is a peft model, every stage if it is a stack of adapters, else
+    all weights), ``tokenizer`` and ``spec`` (the base's) to ``out_dir``, atomically. Returns ``out_dir``."""
+    from clarifylab.models.adapter_stack import adapter_names, is_adapter_stack
+
     target = Path(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    weights = LORA_WEIGHTS if _is_peft_model(model) else FULL_WEIGHTS
+    weights = (STACK_WEIGHTS if is_adapter_stack(model) else LORA_WEIGHTS) if _is_peft_model(model) else FULL_WEIGHTS
+    record: dict[str, object] = {"format": POLICY_FORMAT, "weights": weights, "spec": spec.to_dict()}
+    if weights == STACK_WEIGHTS:
+        names = adapter_names(model)
+        record["adapters"] = names
+        if "default" in names:
+            raise ValueError("save_policy: a stacked policy's adapters must be named stage<k> (peft writes the "
+                             "adapter 'default' into the directory's root); build stacks with adapter_stack")
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        record = {"format": POLICY_FORMAT, "weights": weights, "spec": spec.to_dict()}
         (tmp / POLICY_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
         tmp.chmod(0o755)  # mkdtemp makes it owner-only; a saved policy should be readable like any output
         _replace_directory(tmp, target)
@@ -94,12 +110,48 @@ def read_policy_record(policy_dir: str | os.PathLike[str]) -> tuple[str, ModelSp
         spec = ModelSpec.from_dict(record["spec"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataFormatError(f"{path} is malformed ({error!r}); re-save the policy") from error
-    if record.get("format") != POLICY_FORMAT or weights not in (LORA_WEIGHTS, FULL_WEIGHTS):
+    if record.get("format") != POLICY_FORMAT or weights not in WEIGHT_KINDS:
         raise DataFormatError(
             f"{path}: unsupported format={record.get('format')!r} / weights={weights!r} "
-            f"(this version reads format {POLICY_FORMAT} with weights {LORA_WEIGHTS!r} or {FULL_WEIGHTS!r})"
+            f"(this version reads format {POLICY_FORMAT} with weights in {list(WEIGHT_KINDS)})"
         )
     return weights, spec
+
+
+def policy_stages(policy_dir: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    """The LoRA stages of a saved policy as ``[(adapter name, directory), ...]``: a ``lora_adapter`` policy is one
+    stage (``stage0``, the directory itself), a ``lora_stack`` its recorded stages; a full policy has none."""
+    from clarifylab.models.adapter_stack import stack_directories, stage_name
+
+    weights, _ = read_policy_record(policy_dir)
+    if weights == LORA_WEIGHTS:
+        return [(stage_name(0), Path(policy_dir))]
+    if weights == STACK_WEIGHTS:
+        record = json.loads((Path(policy_dir) / POLICY_FILENAME).read_text())
+        return stack_directories(policy_dir, record["adapters"])
+    return []
+
+
+def load_policy_stack(
+    policy_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelSpec]:
+    """A LoRA policy (``lora_adapter`` or ``lora_stack``) as a frozen stack of ``stage<k>`` adapters on its
+    base, unmerged, ready for :func:`~clarifylab.models.adapter_stack.push_adapter` (the next training stage)."""
+    from transformers import AutoTokenizer
+
+    from clarifylab.models.adapter_stack import load_adapter_stack
+    from clarifylab.models.loading import ensure_pad_token, load_model_and_tokenizer
+
+    stages = policy_stages(policy_dir)
+    _, spec = read_policy_record(policy_dir)
+    if not stages:
+        raise DataFormatError(f"{policy_dir} holds full weights, not LoRA adapters: it cannot be stacked on")
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir, trust_remote_code=spec.trust_remote_code)
+    base, _ = load_model_and_tokenizer(spec, cache_dir)
+    model = load_adapter_stack(base, stages)
+    ensure_pad_token(model, tokenizer)
+    model.eval()
+    return model, tokenizer, spec
 
 
 def load_policy(
@@ -112,9 +164,10 @@ def load_policy(
 
     For a LoRA policy the base is rebuilt from the recorded spec and the adapter loaded on top:
     by default as a ``PeftModel`` (un-merged: logits equal the saved model's exactly; its
-    adapters can be disabled to get the base back). ``merge=True`` folds the adapter into the
-    base weights and returns a plain model (faster generation; the base is no longer available,
-    e.g. to start a new LoRA stage whose reference is this policy). ``trainable=True`` keeps the
+    adapters can be disabled to get the base back). A ``lora_stack`` loads every stage, all active
+    and unmerged. ``merge=True`` folds the adapter(s) into the base weights and returns a plain model
+    (faster generation, but in bf16 a small delta is mostly rounded away: see ``adapter_stack``; never
+    use it for a model that is trained on or compared with). ``trainable=True`` keeps the
     adapter trainable to continue training it. A full fine-tuned policy loads directly from the
     directory. ``cache_dir`` is where converted base models live (see ``load_model_and_tokenizer``).
     """
@@ -130,6 +183,16 @@ def load_policy(
 
         base, _ = load_model_and_tokenizer(spec, cache_dir)
         model = PeftModel.from_pretrained(base, str(policy_dir), is_trainable=trainable and not merge)
+        if merge:
+            model = model.merge_and_unload()
+    elif weights == STACK_WEIGHTS:
+        from clarifylab.models.adapter_stack import load_adapter_stack
+
+        if trainable:
+            raise ValueError("load_policy(trainable=True) of a stacked policy: train a new stage on top instead "
+                             "(load_policy_stack + adapter_stack.push_adapter)")
+        base, _ = load_model_and_tokenizer(spec, cache_dir)
+        model = load_adapter_stack(base, policy_stages(policy_dir))
         if merge:
             model = model.merge_and_unload()
     else:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
 from clarifylab.errors import ConfigError
 
@@ -24,8 +29,6 @@ NOT_RESUMABLE_WARNING = r"You're resuming from a checkpoint that ended before th
 def config_as_dict(cfg: Any) -> dict[str, Any]:
     """The config as a plain dict, interpolations resolved where possible (Hydra-only resolvers such as
     ``${hydra:...}`` cannot be resolved outside a Hydra app; then the raw values are kept)."""
-    from omegaconf import DictConfig, OmegaConf
-
     if not isinstance(cfg, DictConfig):
         return dict(cfg)
     try:
@@ -37,8 +40,6 @@ def config_as_dict(cfg: Any) -> dict[str, Any]:
 
 def build_loggers(logger_cfg: Mapping[str, Any] | None) -> list[Any]:
     """Instantiate every logger config (each has a ``_target_``); ``None``/empty gives no logger."""
-    from hydra.utils import instantiate
-
     loggers = []
     for name, one in (logger_cfg or {}).items():
         if one is None:
@@ -69,12 +70,8 @@ def checkpoint_callbacks(checkpoint_dir: str | Path, every_n_steps: int | None,
 def progress_bar(kind: str) -> Callback | None:
     """``rich`` | ``tqdm`` | ``none``."""
     if kind == "rich":
-        from pytorch_lightning.callbacks import RichProgressBar
-
         return RichProgressBar()
     if kind == "tqdm":
-        from pytorch_lightning.callbacks import TQDMProgressBar
-
         return TQDMProgressBar()
     if kind in ("none", None, False):
         return None
@@ -82,10 +79,8 @@ def progress_bar(kind: str) -> Callback | None:
 
 
 def _strategy(hardware: Any) -> Any:
-    strategy = hardware.get("strategy", "auto")
+    strategy = hardware.strategy
     if isinstance(strategy, Mapping) and "_target_" in strategy:
-        from hydra.utils import instantiate
-
         return instantiate(strategy)
     return strategy
 
@@ -97,34 +92,32 @@ def build_trainer(cfg: Any, callbacks: list[Callback], loggers: list[Any], has_v
     sampler injection is off.
     """
     t, hw = cfg.trainer, cfg.hardware
-    bar = progress_bar(t.get("progress_bar", "rich"))
+    bar = progress_bar(t.progress_bar)
     if loggers:
         callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
     if bar is not None:
         callbacks = [*callbacks, bar]
-    val_check_interval = t.get("val_check_interval", 1.0)
-    max_steps = t.get("max_steps", -1)
-    max_epochs = t.get("max_epochs", None)
+    max_steps, max_epochs = t.max_steps, t.max_epochs
     if (max_steps is None or max_steps < 0) and (max_epochs is None or max_epochs < 0):
         raise ConfigError("set trainer.max_epochs or trainer.max_steps: the run would never end")
     return pl.Trainer(
-        accelerator=hw.get("accelerator", "auto"),
-        devices=hw.get("devices", "auto"),
-        num_nodes=hw.get("num_nodes", 1),
+        accelerator=hw.accelerator,
+        devices=hw.devices,
+        num_nodes=hw.num_nodes,
         strategy=_strategy(hw),
-        precision=hw.get("precision", "32-true"),
+        precision=hw.precision,
         max_epochs=max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
-        accumulate_grad_batches=t.get("accumulate_grad_batches", 1),
-        gradient_clip_val=t.get("gradient_clip_val", None) or None,
-        val_check_interval=val_check_interval,
-        limit_val_batches=t.get("limit_val_batches", 1.0) if has_validation else 0,
-        num_sanity_val_steps=t.get("num_sanity_val_steps", 2) if has_validation else 0,
-        log_every_n_steps=t.get("log_every_n_steps", 50),
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val or None,
+        val_check_interval=t.val_check_interval,
+        limit_val_batches=t.limit_val_batches if has_validation else 0,
+        num_sanity_val_steps=t.num_sanity_val_steps if has_validation else 0,
+        log_every_n_steps=t.log_every_n_steps,
         callbacks=callbacks,
         logger=loggers if loggers else False,
         enable_progress_bar=bar is not None,
-        enable_model_summary=t.get("model_summary", True),
+        enable_model_summary=t.model_summary,
         default_root_dir=cfg.output_dir,
         use_distributed_sampler=False,
     )
@@ -148,7 +141,7 @@ def best_checkpoint_path(callbacks: list[Callback]) -> str | None:
 
 def resume_checkpoint_path(cfg: Any) -> str | None:
     """The checkpoint ``cfg.resume`` names (None when unset), checked to be a Lightning checkpoint file."""
-    resume = cfg.get("resume")
+    resume = cfg.resume
     if not resume:
         return None
     if Path(resume).is_dir():
@@ -160,9 +153,9 @@ def resume_checkpoint_path(cfg: Any) -> str | None:
     return str(resume)
 
 
-def policy_source(trainer_cfg: Any, default: str) -> str:
+def policy_source(trainer_cfg: Any) -> str:
     """``trainer.policy_from``: which weights a recipe saves as its policy (``last`` or ``best``)."""
-    policy_from = trainer_cfg.get("policy_from", default)
+    policy_from = trainer_cfg.policy_from
     if policy_from not in ("last", "best"):
         raise ConfigError(f"trainer.policy_from={policy_from!r} is not one of ['last', 'best']")
     return policy_from
@@ -170,9 +163,72 @@ def policy_source(trainer_cfg: Any, default: str) -> str:
 
 def load_trainable_weights(module: Any, checkpoint_path: str) -> None:
     """Put the (trainable) weights of a checkpoint written by a ClarifyLab recipe into ``module``."""
-    import torch
-
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
     _, unexpected = module.load_state_dict(state, strict=False)
     if unexpected:
         raise ConfigError(f"{checkpoint_path} holds weights this model lacks: {unexpected[:3]}")
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    """What :func:`fit_and_select` leaves: the monitored metric (``monitor``) and where its best weights were.
+
+    Attributes:
+        best: the best ``monitor`` value over the monitoring checkpoint and the final validation (NaN without
+            validation); best = min for ``mode="min"``, max for ``mode="max"``.
+        last: ``monitor`` after the final validation (NaN without validation).
+        train_loss: the last logged ``train/loss`` (NaN if none was logged).
+        best_path: the best checkpoint file, if one was saved.
+        metrics: Lightning's ``callback_metrics`` after the final validation.
+    """
+
+    best: float
+    last: float
+    train_loss: float
+    best_path: str | None
+    metrics: Mapping[str, Any]
+
+    def last_value(self, name: str) -> float:
+        """The last logged value of ``name`` (NaN when it was never logged)."""
+        return float(self.metrics[name]) if name in self.metrics else math.nan
+
+
+def fit_and_select(trainer: pl.Trainer, module: Any, datamodule: Any, callbacks: list[Callback], *,
+                   resume: str | None, has_validation: bool, monitor: str, mode: str, policy_from: str,
+                   ignore_warnings: tuple[str, ...] = ()) -> FitOutcome:
+    """Fit (resuming from ``resume``), validate once more if ``max_steps`` stopped between validations, and put
+    the best checkpoint's weights into ``module`` when ``policy_from == "best"`` and they beat the final ones.
+
+    ``module`` must expose ``last_validated_step`` (the SFT and preference modules do); ``ignore_warnings`` are
+    message regexes silenced during ``fit`` (besides Lightning's mid-epoch resume warning).
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r} is not 'min' or 'max'")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=NOT_RESUMABLE_WARNING)
+        for message in ignore_warnings:
+            warnings.filterwarnings("ignore", message=message)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    train_loss = float(trainer.callback_metrics.get("train/loss", math.nan))  # a dict of logged tensors
+    if has_validation and module.last_validated_step != trainer.global_step:
+        trainer.validate(module, datamodule=datamodule, verbose=False)  # max_steps stopped between validations
+    metrics = trainer.callback_metrics
+    last = float(metrics[monitor]) if monitor in metrics else math.nan
+    checkpointed = best_score(callbacks)
+    better = min if mode == "min" else max
+    scores = [score for score in (checkpointed, last) if not math.isnan(score)]
+    best_path = best_checkpoint_path(callbacks)
+    beats_last = checkpointed < last if mode == "min" else checkpointed > last
+    if policy_from == "best" and best_path and beats_last:
+        load_trainable_weights(module, best_path)
+    return FitOutcome(best=better(scores) if scores else math.nan, last=last, train_loss=train_loss,
+                      best_path=best_path, metrics=metrics)
+
+
+def print_run_summary(tag: str, outputs: Mapping[str, Any], loggers: list[Any], result: Mapping[str, float]) -> None:
+    """Print ``[tag] <what> -> <where>`` for each output (and each logger's folder), then the result metrics."""
+    for what, where in outputs.items():
+        print(f"[{tag}] {what:<11} -> {where}")
+    for logger in loggers:
+        print(f"[{tag}] {type(logger).__name__:<11} -> {getattr(logger, 'log_dir', None) or logger.save_dir}")
+    print(f"[{tag}] " + "  ".join(f"{key}={value:.4g}" for key, value in result.items()))

@@ -55,6 +55,8 @@ def preference_loss(
     beta: float,
     loss_type: str = "sigmoid",
     label_smoothing: float = 0.0,
+    chosen_lengths: torch.Tensor | None = None,
+    rejected_lengths: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-pair preference losses and implicit rewards (DPO, Rafailov et al. 2023; ACT eq. 1).
 
@@ -63,8 +65,12 @@ def preference_loss(
     - ``sigmoid`` (DPO eq. 7 / ACT eq. 1): ``-(1 - eps) log sigma(beta h) - eps log sigma(-beta h)``; with
       ``label_smoothing = eps > 0`` this is conservative DPO (the preference label flips with probability eps).
       At ``h = 0`` (policy == reference) the loss is ``ln 2``.
-    - ``ipo`` (Azar et al. 2023, eq. 17): ``(h - 1/(2 beta))^2`` — regresses ``h`` to a finite target
-      instead of pushing it to infinity. (Summed, not length-averaged, log-probs, as in the DPO reference code.)
+    - ``ipo`` (Azar et al. 2023, eq. 17): ``(h_avg - 1/(2 beta))^2`` — regresses the log-ratio difference to a
+      finite target instead of pushing it to infinity — with *length-averaged* log-probs, as TRL implements
+      IPO: ``h_avg = (log pi(y_w|p) - log ref(y_w|p)) / |y_w| - (log pi(y_l|p) - log ref(y_l|p)) / |y_l|``,
+      ``|y|`` the scored tokens of a side (``chosen_lengths`` / ``rejected_lengths``, required). Its rewards
+      are ``beta`` times the averaged log-ratios too. Summed log-probs would make the target ``1/(2 beta)``
+      a per-sequence margin that grows easier to meet with length.
     - ``hinge`` (SLiC, Zhao et al. 2023): ``relu(1 - beta h)``.
 
     The reference log-probs are constants (detached here). The implicit rewards are
@@ -77,6 +83,8 @@ def preference_loss(
         beta: ``> 0``, strength of the KL regularisation towards the reference (ACT: 0.01).
         loss_type: ``sigmoid`` | ``ipo`` | ``hinge``.
         label_smoothing: ``eps`` in ``[0, 0.5)``; only for ``sigmoid``.
+        chosen_lengths, rejected_lengths: ``(B,)`` integer scored-token counts of each side (``ipo`` only;
+            a count of 0 is treated as 1).
 
     Returns:
         ``(losses, chosen_rewards, rejected_rewards)``, each ``(B,)`` float32; only ``losses`` carries
@@ -96,6 +104,13 @@ def preference_loss(
         raise ConfigError(f"trainer.label_smoothing only applies to loss_type=sigmoid, not {loss_type!r}: set it to 0")
     policy_chosen, policy_rejected = policy_chosen_logps.float(), policy_rejected_logps.float()
     ref_chosen, ref_rejected = ref_chosen_logps.detach().float(), ref_rejected_logps.detach().float()
+    if loss_type == "ipo":
+        if chosen_lengths is None or rejected_lengths is None:
+            raise ValueError("preference_loss(loss_type='ipo') length-averages: pass chosen_lengths and "
+                             "rejected_lengths (the scored tokens of each side)")
+        chosen_n, rejected_n = chosen_lengths.clamp(min=1).float(), rejected_lengths.clamp(min=1).float()
+        policy_chosen, ref_chosen = policy_chosen / chosen_n, ref_chosen / chosen_n
+        policy_rejected, ref_rejected = policy_rejected / rejected_n, ref_rejected / rejected_n
     h = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)  # (B,)
     if loss_type == "sigmoid":
         losses = -F.logsigmoid(beta * h) * (1 - label_smoothing) - F.logsigmoid(-beta * h) * label_smoothing

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+from transformers import get_scheduler
 
 from clarifylab.errors import ConfigError
-
-if TYPE_CHECKING:
-    import torch
 
 LR_SCHEDULES = ("cosine", "linear", "constant")
 
@@ -52,9 +52,6 @@ def build_optimizer_and_scheduler(named_parameters: Iterable[tuple[str, torch.nn
     Returns:
         ``{"optimizer": AdamW, "lr_scheduler": {"scheduler", "interval": "step", "frequency": 1}}``.
     """
-    import torch
-    from transformers import get_scheduler
-
     if lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"trainer.lr_schedule={lr_schedule!r} is not one of {list(LR_SCHEDULES)}")
     if not lr > 0:

@@ -2,7 +2,8 @@
 
 Per batch of ``B`` pairs: the policy scores chosen and rejected in one concatenated forward
 (``training.logprobs``); the reference scores them too — for a peft LoRA policy the *same* model
-with its adapters disabled (no second copy in memory), for full fine-tuning a frozen deep copy taken
+with its adapters disabled (no second copy in memory; for a stack of LoRA stages, ``models.adapter_stack``,
+with only its trainable top stage switched off), for full fine-tuning a frozen deep copy taken
 at construction, for fixed pairs optionally precomputed once per pair id before training; then
 
     loss = mean_b [ preference_loss_b + alpha * nll_on_chosen_b ]        (training.losses)
@@ -17,8 +18,10 @@ re-tokenized (``tokenize_pair`` + ``PreferenceCollator``) with its reference log
 (a freshly collated batch has none), so the reference is recomputed for it.
 
 Checkpoints (inherited from :class:`SFTModule`): trainable parameters only, optimizer/scheduler,
-loop and data position, RNG states. The reference is never saved: LoRA's is the frozen base, the
-copy is rebuilt from the initial policy, precomputed values are recomputed at fit start.
+loop and data position, RNG states; plus the plug-in replacer's ``state_dict()`` when it has one (ACT's call
+counter and totals), so a resumed on-policy run samples exactly as an uninterrupted one. The reference is
+never saved: LoRA's is the frozen base, the copy is rebuilt from the initial policy, precomputed values are
+recomputed at fit start.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, Protocol
 import torch
 
 from clarifylab.errors import ConfigError
+from clarifylab.models.adapter_stack import adapter_names, only_adapters
 from clarifylab.training.logprobs import PairLogps, concatenated_forward
 from clarifylab.training.losses import nll_on_chosen, preference_loss, preference_metrics
 from clarifylab.training.preference_data import PreferenceBatch
@@ -41,6 +45,7 @@ from clarifylab.training.sft_module import SFTModule
 log = logging.getLogger(__name__)
 
 REFERENCE_MODES = ("auto", "adapter", "copy")
+REPLACER_KEY = "clarifylab_pair_replacer"  # checkpoint entry holding the PairReplacer's state_dict()
 
 
 class PairReplacer(Protocol):
@@ -52,6 +57,9 @@ class PairReplacer(Protocol):
     """
 
     def __call__(self, module: PreferenceModule, batch: PreferenceBatch) -> PreferenceBatch: ...
+
+    # Optional, for exact resume: ``state_dict() -> dict`` and ``load_state_dict(state)``; the module saves the
+    # former into its Lightning checkpoints and restores it on resume.
 
 
 def is_peft_model(model: Any) -> bool:
@@ -122,7 +130,8 @@ class PreferenceModule(SFTModule):
                  warmup_ratio: float = 0.0, lr_schedule: str = "cosine") -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio, lr_schedule=lr_schedule)
         zero = torch.zeros(1)  # validates beta, loss_type and label_smoothing now rather than at the first step
-        preference_loss(zero, zero, zero, zero, beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
+        preference_loss(zero, zero, zero, zero, beta=beta, loss_type=loss_type, label_smoothing=label_smoothing,
+                        chosen_lengths=zero, rejected_lengths=zero)
         if not alpha >= 0:
             raise ConfigError(f"trainer.alpha={alpha!r} must be >= 0 (0 = plain DPO)")
         self.reference_mode = resolve_reference_mode(model, reference)
@@ -141,6 +150,11 @@ class PreferenceModule(SFTModule):
         if self.reference_model is not None:
             self.reference_model.eval()
             yield self.reference_model
+            return
+        names = adapter_names(self.model)
+        if len(names) > 1:  # a stack: the reference is every stage but the trainable top one
+            with eval_mode(self.model), only_adapters(self.model, names[:-1]):
+                yield self.model
             return
         with eval_mode(self.model), self.model.disable_adapter():
             yield self.model
@@ -191,6 +205,24 @@ class PreferenceModule(SFTModule):
                 raise ConfigError("trainer.precompute_reference=true needs a PreferenceDataModule")
             self.reference_table = self.precompute_reference_table(datamodule.reference_dataloaders())
 
+    # ---- checkpoints: the replacer's state travels with the module's ----
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """SFTModule's checkpoint plus the plugged-in replacer's ``state_dict()`` (when it has one; ACT: its call
+        counter, which fixes the sampling schedule and seeds, and its branch totals)."""
+        super().on_save_checkpoint(checkpoint)
+        if self.pair_replacer is not None and hasattr(self.pair_replacer, "state_dict"):
+            checkpoint[REPLACER_KEY] = self.pair_replacer.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.pair_replacer is None or not hasattr(self.pair_replacer, "load_state_dict"):
+            return
+        if REPLACER_KEY not in checkpoint:
+            raise ConfigError("the checkpoint has no on-policy replacer state (saved by a run without one, or by an "
+                              "older version): resuming would resample from call 0; start a fresh run instead")
+        self.pair_replacer.load_state_dict(checkpoint[REPLACER_KEY])
+
     # ---- the on-policy hook ----
 
     def replace_pairs(self, batch: PreferenceBatch) -> PreferenceBatch:
@@ -209,7 +241,8 @@ class PreferenceModule(SFTModule):
         policy = concatenated_forward(self.model, batch.chosen, batch.rejected, self.pad_token_id)
         losses, chosen_rewards, rejected_rewards = preference_loss(
             policy.chosen_logps, policy.rejected_logps, ref_chosen, ref_rejected, beta=hp.beta,
-            loss_type=hp.loss_type, label_smoothing=hp.label_smoothing)
+            loss_type=hp.loss_type, label_smoothing=hp.label_smoothing, chosen_lengths=policy.chosen_tokens,
+            rejected_lengths=policy.rejected_tokens)
         nll = nll_on_chosen(policy.chosen_logps, policy.chosen_tokens)
         if hp.alpha:
             losses = losses + hp.alpha * nll

@@ -6,6 +6,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
+import torch
+
 
 def _numpy_state_as_lists(state: tuple) -> tuple:
     """numpy's legacy RNG state with its key array as a list of ints, so ``torch.load(weights_only=True)``
@@ -17,9 +20,6 @@ def _numpy_state_as_lists(state: tuple) -> tuple:
 def collect_rng_states() -> dict[str, Any]:
     """The current states of python's ``random``, numpy's global RNG, torch's CPU RNG and (when
     available) every CUDA device's RNG."""
-    import numpy as np
-    import torch
-
     states: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": _numpy_state_as_lists(np.random.get_state()),
@@ -32,9 +32,6 @@ def collect_rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     """Inverse of :func:`collect_rng_states` (missing entries are left alone)."""
-    import numpy as np
-    import torch
-
     if "python" in states:
         version, internal, gauss = states["python"]
         random.setstate((version, tuple(internal), gauss))

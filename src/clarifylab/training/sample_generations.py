@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
 
+from clarifylab.backends.base import SamplingParams
+from clarifylab.backends.transformers_backend import TransformersBackend
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Example
 from clarifylab.io import atomic_open
@@ -49,11 +53,6 @@ class SampleGenerationsCallback(pl.Callback):
 
     def rows(self, model: Any, step: int) -> list[dict[str, Any]]:
         """One record per example: its prompt (last user message), gold response and the generation."""
-        import torch
-
-        from clarifylab.backends.base import SamplingParams
-        from clarifylab.backends.transformers_backend import TransformersBackend
-
         backend = TransformersBackend(model, self.tokenizer, batch_size=self.batch_size)
         conversations = [prompt_messages(example, self.instruction) for example in self.examples]
         device = next(model.parameters()).device
@@ -73,8 +72,6 @@ class SampleGenerationsCallback(pl.Callback):
         with atomic_open(path) as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        from pytorch_lightning.loggers import WandbLogger
-
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_table(key="samples/generations", columns=COLUMNS,

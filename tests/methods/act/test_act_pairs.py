@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from clarifylab.backends.base import SamplingParams
-from clarifylab.config import PROJECT_ROOT, register_resolvers
+from clarifylab.config import PROJECT_ROOT, data_tag, register_resolvers
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
 from clarifylab.data.synthetic_tables import build_synthetic_corpus
@@ -132,7 +132,7 @@ def test_generate_task_through_the_tiny_teacher_is_cached_and_reproducible(tmp_p
     cfg = compose_task(tmp_path, "teacher@task.teacher=tiny", "task.max_examples=3", "task.max_new_tokens=6",
                        "task.k=1", "task.pseudo_labels=true")
     manifest = instantiate(cfg.task)
-    out = tmp_path / "gen" / "act_pairs" / "synthetic_tables"
+    out = tmp_path / "gen" / "act_pairs" / data_tag("synthetic_tables", pseudo_labels=True)  # the default out_dir
     assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
     for split in ("train", "validation"):
         counts = manifest["counts"][split]

@@ -185,3 +185,23 @@ def test_call_retokenizes_logs_and_pads_generate_calls_across_ranks(examples, pa
         (0, rank, p.id, p.meta["act_branch"]) for p in out.pairs]
     assert [r["sample"] for r in logged] == [p.meta["act_sample"] for p in out.pairs]
     assert [r["sample_action"] != r["gold_action"] for r in logged] == [True, False, False, False]  # wrong_action first
+
+
+def test_the_success_threshold_is_the_tasks_unless_configured(examples):
+    """Old code: ACTReplacerConfig.threshold = 0.9 for every task, so an Abg-CoQA trajectory with embedding
+    similarity 0.85 was a loser. Now: the task's value (abg_coqa 0.7, synthetic_tables 0.9), trainer.threshold
+    overriding it."""
+    import dataclasses
+
+    coqa = [dataclasses.replace(e, task="abg_coqa") for e in examples]
+    coqa_pairs = build_act_pairs(coqa, FixedM(), params=SamplingParams(), k=1)[0]
+    synthetic_pairs = build_act_pairs(examples, FixedM(), params=SamplingParams(), k=1)[0]
+
+    def branches(pairs, **config):
+        replacer = ACTReplacer(None, HeuristicActionClassifier(), OracleUserSimulator(),
+                               ACTReplacerConfig(max_turns=3, seed=5, **config), scorer=lambda ts: [0.85] * len(ts))
+        return replacer.replace(pairs, ScriptedPolicy(script(examples)), SamplingParams())[1]
+
+    assert branches(coqa_pairs) == ["wrong_action", "good_trajectory", "good_trajectory", "good_trajectory"]
+    assert branches(synthetic_pairs) == ["wrong_action", "bad_trajectory", "bad_trajectory", "bad_trajectory"]
+    assert branches(coqa_pairs, threshold=0.9) == branches(synthetic_pairs)

@@ -53,3 +53,18 @@ def test_report_script_layout_act(tmp_path, capsys):
     text = out.read_text()
     assert text.startswith("# ACT\n\n## Table 1: PACIFIC") and "## Table 3: AmbigSQL" in text
     assert "Table 1: PACIFIC" in capsys.readouterr().out
+
+
+def test_ablation_pseudo_label_and_split_runs_are_rows_of_their_own():
+    base = {"dataset": "pacific", "model": "zephyr", "approach": "act", "conversations": 50, "split": "test",
+            "data": "validation.json@aaaaaaaaaaaa", "macro_f1": 0.8}
+    variants = [base, {**base, "ablation": "none"}, {**base, "ablation": "no_simulation", "macro_f1": 0.7},
+                {**base, "pseudo_labels": True, "macro_f1": 0.75}, {**base, "split": "validation", "macro_f1": 0.9}]
+    (table, selected), = act_paper_tables(variants)
+    assert [(r["approach_name"], r["split"]) for r in selected] == [
+        ("act", "test"), ("act", "test"), ("act", "validation"), ("act (no_simulation)", "test"),
+        ("act (pseudo-labels)", "test")]
+    markdown = render_act_tables(variants, console=Console(file=open("/dev/null", "w")))
+    assert "| Base Model | Approach | Conversations | Split | Macro F1 |" in markdown  # the splits differ
+    assert "| zephyr | act (no_simulation) | 50 | test | 70.0 |" in markdown
+    assert "| zephyr | act | 50 | validation | 90.0 |" in markdown

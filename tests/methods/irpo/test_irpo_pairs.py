@@ -18,6 +18,7 @@ from clarifylab.methods.irpo.pairs import (
     pair_candidates,
     sample_candidates,
 )
+from clarifylab.env.action_classifier import HeuristicActionClassifier
 from clarifylab.metrics.task_heuristics import heuristic_for
 
 
@@ -116,10 +117,10 @@ def test_seeded_sampling_repeats_each_prompt_n_times_and_is_reproducible(example
 def test_labels_are_turn_level_heuristic_scores_and_empty_samples_are_dropped(examples):
     heuristic = heuristic_for("synthetic_tables")
     samples = [["1", "2", "  "], ["Which company do you mean: Fenomar, Quarlix or Novmar?", "43.8"], [], ["1.09"]]
-    scored = label_candidates(examples, samples, heuristic)
+    scored = label_candidates(examples, samples, heuristic, HeuristicActionClassifier())
     assert [[(s.index, s.text, s.score) for s in row] for row in scored] == [
         [(0, "1", 1.0), (1, "2", 0.0)],
-        [(0, "Which company do you mean: Fenomar, Quarlix or Novmar?", 1.0), (1, "43.8", 0.0)],  # vs the question
+        [(0, "Which company do you mean: Fenomar, Quarlix or Novmar?", 1.0), (1, "43.8", 0.0)],  # the action
         [],
         [(0, "1.09", 1.0)],
     ]
@@ -132,7 +133,8 @@ def test_build_irpo_pairs_counts_every_sample_including_empty_ones(examples):
         def complete(self, batch, params):
             return ["1", "", "9"] * (len(batch) // 3)
 
-    pairs, counts = build_irpo_pairs(examples[:1], Fixed(), heuristic_for("synthetic_tables"), n=3,
+    pairs, counts = build_irpo_pairs(examples[:1], Fixed(), heuristic_for("synthetic_tables"),
+                                     HeuristicActionClassifier(), n=3,
                                      params=SamplingParams(temperature=1.0, seed=0), threshold=0.9, seed=0, iteration=0)
     assert counts["samples"] == 3 and counts["empty_samples"] == 1 and counts["pairs"] == 1
     assert (pairs[0].chosen[0]["content"], pairs[0].rejected[0]["content"]) == ("1", "9")
@@ -148,3 +150,26 @@ def test_sampling_the_tiny_model_is_seeded(examples):
     first = sample_candidates(examples[:2], backend, 3, params)
     assert first == sample_candidates(examples[:2], backend, 3, params)
     assert len({text for row in first for text in row}) > 1  # temperature > 0: the N samples differ
+
+
+def test_ambigsql_clarify_turns_are_labelled_by_the_action_and_answers_by_execution_match(tmp_path,
+                                                                                          build_spider_tree):
+    """Old labels: H = execution match of every reply against the gold reply, so a gold clarifying question (not a
+    query) scored 0 and no clarify prompt could ever have a correct sample."""
+    from clarifylab.data.schema import Action, Clarification, Example, Turn
+
+    build_spider_tree(tmp_path / "spider")
+    sql = "SELECT count(*) FROM teacher"
+    clarify = Example(id="c", task="ambigsql", context="Schema of school", history=[Turn("user", "The teachers?")],
+                      response="What do you want to know about them?", action=Action.CLARIFY, goal=[sql],
+                      clarifications=[Clarification("How many teachers are there?", sql)], meta={"db_id": "school"})
+    answer = Example(id="a", task="ambigsql", context="Schema of school", history=[Turn("user", "How many teachers?")],
+                     response=sql, action=Action.ANSWER, goal=[sql], meta={"db_id": "school"})
+    samples = [["Which teachers do you mean?", sql], [sql, "SELECT name FROM teacher", "How many of them?"]]
+    scored = label_candidates([clarify, answer], samples, heuristic_for("ambigsql", data_dir=tmp_path),
+                              HeuristicActionClassifier())
+    assert [[s.score for s in row] for row in scored] == [[1.0, 0.0], [1.0, 0.0, 0.0]]
+    pairs, counts = pair_candidates([clarify, answer], scored, threshold=1.0, seed=0, iteration=0)
+    assert counts["paired_prompts"] == 2
+    assert [(p.chosen[0]["content"], p.rejected[0]["content"]) for p in pairs] == [
+        ("Which teachers do you mean?", sql), (sql, pairs[1].rejected[0]["content"])]

@@ -99,7 +99,7 @@ def test_two_iterations_train_from_the_previous_policy_and_rerun_skips_them(data
         assert (directory / "policy").is_dir() and (directory / "csv" / "metrics.csv").is_file()
         assert json.loads((directory / "metrics.json").read_text())["train/steps"] == 2
     record = json.loads((out / "iter_1" / "policy" / "clarifylab_policy.json").read_text())
-    assert record["weights"] == "full"  # iteration 1 merged its adapter into M_1
+    assert (record["weights"], record["adapters"]) == ("lora_stack", ["stage0", "stage1"])  # M_1's + its own, unmerged
     assert (out / "policy").resolve() == (out / "iter_1" / "policy").resolve()
 
     # Re-run: both iterations are done, nothing is sampled or trained; the metrics come back from disk.
@@ -146,3 +146,36 @@ def test_default_sampler_draws_from_the_tiny_policy(data_dir, tmp_path):
         run_irpo(compose_irpo(data_dir, out))
     counts = json.loads((out / "iter_0" / "pair_counts.json").read_text())
     assert counts["samples"] == 8 and counts["pairs"] == 0 and counts["correct_samples"] == 0
+
+
+def test_every_iteration_gets_its_own_wandb_run(data_dir, tmp_path, monkeypatch):
+    """Old code: iteration_config kept the W&B name and run_irpo never finished a run, so the WandbLogger of
+    iteration 1 reused iteration 0's active run."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from clarifylab.models import ModelSpec, build_tiny_model_and_tokenizer, save_policy
+
+    out = tmp_path / "run"
+    cfg = compose_irpo(data_dir, out, "logger=wandb")
+    subs = [iteration_config(cfg, t, None) for t in (0, 1)]
+    assert [(s.logger.wandb.name, s.logger.wandb.group) for s in subs] == [
+        (f"{cfg.run_name}-iter0", cfg.run_name), (f"{cfg.run_name}-iter1", cfg.run_name)]
+    runs, finished = [], []
+    fake = types.ModuleType("wandb")
+    fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
+    fake.run = None
+    fake.finish = lambda: (finished.append(fake.run), setattr(fake, "run", None))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+
+    def fake_run_dpo(sub, extra_callbacks=None):
+        fake.run = fake.run or sub.logger.wandb.name  # a WandbLogger reuses an active run
+        runs.append(fake.run)
+        model, tokenizer = build_tiny_model_and_tokenizer(seed=0)
+        save_policy(model, tokenizer, ModelSpec(source="tiny"), out / f"iter_{len(runs) - 1}" / "policy")
+        return {"train/steps": 1.0}
+
+    monkeypatch.setattr("clarifylab.training.dpo_recipe.run_dpo", fake_run_dpo)
+    run_irpo(cfg, backend_factory=Factory(load_synthetic_split(data_dir, "train")))
+    assert runs == finished == [f"{cfg.run_name}-iter0", f"{cfg.run_name}-iter1"]

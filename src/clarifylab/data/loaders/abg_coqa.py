@@ -14,8 +14,11 @@ Each record is one Example (ACT evaluates each ambiguous request against every i
   :class:`Clarification` per ``clarification_turn.answers[k]`` (reply = ``clr_ans``, answer =
   ``org_ans``), goal = every ``org_ans`` in order.
 - ``non_ambiguous``: action ``answer``, response = goal[0] = ``target_turn.answer``.
-- ``meta``: conversation_id (the story id: records of one story come from one CoQA conversation, so
-  splits and the 50/100/250-conversation subsets group them), record_id, turn_id, source,
+- ``meta``: conversation_id (records of one story come from one CoQA conversation, and CoQA reuses a
+  passage under several story ids, so it is the smallest story id whose story has the same text,
+  :func:`~clarifylab.data.splits.merge_by_content`: splits and the 50/100/250-conversation subsets group
+  records by passage content, and no passage is in two splits), story_id (the id's story part),
+  passage_key (:func:`~clarifylab.data.splits.passage_key` of the whole story), record_id, turn_id, source,
   ambiguity, rationale, history_turn_ids, target_answer (the CoQA answer of the target turn, also for
   ambiguous records), and for ambiguous records ``alternative_answers`` (per interpretation, the
   other annotators' ``org_ans_2``/``org_ans_3``) and ``clarification_turn_2`` as in the file.
@@ -30,6 +33,7 @@ from typing import Any
 from clarifylab.data.loaders.linearize import truncate_text
 from clarifylab.data.loaders.native_json import RecordLocation, read_json_file
 from clarifylab.data.schema import Action, Clarification, Example, Turn
+from clarifylab.data.splits import merge_by_content, passage_key
 
 TASK = "abg_coqa"
 AMBIGUITY_LABELS = ("ambiguous", "non_ambiguous")
@@ -86,7 +90,8 @@ def record_example(record: Any, index: int, path: Path, max_context_chars: int |
     if ambiguity not in AMBIGUITY_LABELS:
         raise location.error("ambiguity", f"is {ambiguity!r}; expected one of {list(AMBIGUITY_LABELS)}")
     meta: dict[str, Any] = {
-        "conversation_id": story_id(record_id), "record_id": record_id,
+        "conversation_id": story_id(record_id), "story_id": story_id(record_id), "passage_key": passage_key(story),
+        "record_id": record_id,
         "turn_id": location.get(target, "turn_id", "target_turn.turn_id", int, optional=True),
         "source": location.get(record, "source", "source", str, optional=True),
         "ambiguity": ambiguity, "rationale": location.get(target, "rationale", "target_turn.rationale", str,
@@ -107,7 +112,8 @@ def record_example(record: Any, index: int, path: Path, max_context_chars: int |
 
 
 def load_abg_coqa(path: str | os.PathLike[str], max_context_chars: int | None = None) -> list[Example]:
-    """One Example per record of an Abg-CoQA file, in file order.
+    """One Example per record of an Abg-CoQA file, in file order; stories with the same passage share one
+    ``meta["conversation_id"]`` (module docstring).
 
     Raises:
         DataNotFoundError: the file is missing (names the path, ``dataset.path`` and ``paths.data_dir``).
@@ -127,4 +133,7 @@ def load_abg_coqa(path: str | os.PathLike[str], max_context_chars: int | None = 
             raise RecordLocation(path, f"record {index}").error("id", f"{example.id!r} repeats record "
                                                                       f"{seen[example.id]}; ids must be unique")
         seen[example.id] = index
+    merged = merge_by_content((e.meta["story_id"], e.meta["passage_key"]) for e in examples)
+    for example in examples:
+        example.meta["conversation_id"] = merged[example.meta["story_id"]]
     return examples

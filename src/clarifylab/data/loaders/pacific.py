@@ -70,20 +70,18 @@ _NUMERIC_SPAN = re.compile(r"[$€£¥]?\s*[(\-−]?\s*[$€£¥]?\s*\d[\d,]*(?:
 
 
 @dataclass(frozen=True)
-class PacificTurn:
-    """One turn of a PACIFIC dialogue, checked; ``answer`` is as in the file."""
+class TableQuestion:
+    """One checked question of a TAT-QA-format record (a TAT-QA question, the common part of a PACIFIC turn);
+    ``answer`` is as in the file."""
 
     uid: str
     order: int
     question: str
-    original_question: str
     answer: Any
     answer_type: str
     answer_from: str
     scale: str
     derivation: str
-    req_clari: bool
-    follow_up: bool
     req_comparison: bool
     rel_paragraphs: list[Any]
 
@@ -94,14 +92,24 @@ class PacificTurn:
 
 
 @dataclass(frozen=True)
-class PacificDialogue:
-    """One PACIFIC dialogue: the table uid is its id; ``paragraphs`` are sorted by ``order``."""
+class PacificTurn(TableQuestion):
+    """One turn of a PACIFIC dialogue: a :class:`TableQuestion` plus the conversational fields."""
 
-    dialogue_id: str
+    original_question: str
+    req_clari: bool
+    follow_up: bool
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    """One TAT-QA-format record (a PACIFIC dialogue, a TAT-QA context): its table uid, position in the file,
+    table, paragraphs sorted by ``order``, and checked questions (PACIFIC turns)."""
+
+    uid: str
     index: int
     table: list[list[str]]
     paragraphs: list[str]
-    turns: list[PacificTurn]
+    questions: list[Any]
 
 
 def format_number(value: int | float) -> str:
@@ -152,40 +160,50 @@ def render_answer(answer: Any, answer_type: str, derivation: str = "", scale: st
     raise ValueError(f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}")
 
 
+def read_question_fields(raw: Any, number: int, location: RecordLocation, noun: str,
+                         answer_types: tuple[str, ...]) -> tuple[dict[str, Any], RecordLocation]:
+    """The checked :class:`TableQuestion` fields of ``questions[number]`` of a record, and the location that
+    names it (``<noun> <number + 1> (uid <uid>)``) for further fields (shared with the TAT-QA loader)."""
+    at = f"questions[{number}]"
+    if not isinstance(raw, dict):
+        raise location.error(at, f"must be an object, got {type(raw).__name__}")
+    location = RecordLocation(location.path, f"{location.record}, {noun} {number + 1} (uid {raw.get('uid')})")
+    answer_type = location.get(raw, "answer_type", f"{at}.answer_type", str)
+    if answer_type not in answer_types:
+        raise location.error(f"{at}.answer_type", f"is {answer_type!r}; expected one of {list(answer_types)}")
+    scale = location.get(raw, "scale", f"{at}.scale", str)
+    if scale not in SCALES:
+        raise location.error(f"{at}.scale", f"is {scale!r}; expected one of {list(SCALES)}")
+    fields = {
+        "order": location.get(raw, "order", f"{at}.order", int),
+        "question": location.text(raw, "question", f"{at}.question"),
+        "answer": location.get(raw, "answer", f"{at}.answer", list, int, float, str),
+        "answer_type": answer_type,
+        "answer_from": location.get(raw, "answer_from", f"{at}.answer_from", str, optional=True) or "",
+        "scale": scale,
+        "derivation": location.get(raw, "derivation", f"{at}.derivation", str, optional=True) or "",
+        "req_comparison": bool(location.get(raw, "req_comparison", f"{at}.req_comparison", bool, optional=True)),
+        "rel_paragraphs": list(location.get(raw, "rel_paragraphs", f"{at}.rel_paragraphs", list, optional=True)
+                               or []),
+    }
+    return fields, location
+
+
 def _read_turn(turn: Any, number: int, location: RecordLocation) -> PacificTurn:
     """A checked :class:`PacificTurn` from ``questions[number]`` of a dialogue."""
     at = f"questions[{number}]"
-    if not isinstance(turn, dict):
-        raise location.error(at, f"must be an object, got {type(turn).__name__}")
-    uid = turn.get("uid")
-    location = RecordLocation(location.path, f"{location.record}, turn {number + 1} (uid {uid})")
-    answer_type = location.get(turn, "answer_type", f"{at}.answer_type", str)
-    if answer_type not in ANSWER_TYPES:
-        raise location.error(f"{at}.answer_type", f"is {answer_type!r}; expected one of {list(ANSWER_TYPES)}")
-    scale = location.get(turn, "scale", f"{at}.scale", str)
-    if scale not in SCALES:
-        raise location.error(f"{at}.scale", f"is {scale!r}; expected one of {list(SCALES)}")
+    fields, location = read_question_fields(turn, number, location, "turn", ANSWER_TYPES)
     req_clari = location.get(turn, "req_clari", f"{at}.req_clari", bool)
-    if req_clari != (answer_type == "question"):
+    if req_clari != (fields["answer_type"] == "question"):
         raise location.error(f"{at}.req_clari", f"is {str(req_clari).lower()} but answer_type is "
-                                                f"{answer_type!r} (a clarifying turn has answer_type 'question')")
-    question = location.text(turn, "question", f"{at}.question")
+                                                f"{fields['answer_type']!r} (a clarifying turn has answer_type "
+                                                f"'question')")
     original = location.get(turn, "original_question", f"{at}.original_question", str, optional=True)
-    derivation = location.get(turn, "derivation", f"{at}.derivation", str, optional=True) or ""
     parsed = PacificTurn(
-        uid=location.get(turn, "uid", f"{at}.uid", str),
-        order=location.get(turn, "order", f"{at}.order", int),
-        question=question,
-        original_question=(original or question).strip(),
-        answer=location.get(turn, "answer", f"{at}.answer", list, int, float, str),
-        answer_type=answer_type,
-        answer_from=location.get(turn, "answer_from", f"{at}.answer_from", str, optional=True) or "",
-        scale=scale,
-        derivation=derivation,
+        uid=location.get(turn, "uid", f"{at}.uid", str), **fields,
+        original_question=(original or fields["question"]).strip(),
         req_clari=req_clari,
         follow_up=bool(location.get(turn, "follow_up", f"{at}.follow_up", bool, optional=True)),
-        req_comparison=bool(location.get(turn, "req_comparison", f"{at}.req_comparison", bool, optional=True)),
-        rel_paragraphs=list(location.get(turn, "rel_paragraphs", f"{at}.rel_paragraphs", list, optional=True) or []),
     )
     check_renders(parsed, location, at)
     return parsed
@@ -237,18 +255,18 @@ def read_grounding(record: Any, index: int, path: Path, noun: str) -> Grounding:
     return Grounding(table_uid, rows, [text for _, text in paragraphs], questions, location)
 
 
-def _read_dialogue(record: Any, index: int, path: Path) -> PacificDialogue:
-    """A checked :class:`PacificDialogue` from the ``index``-th record of the file."""
+def _read_dialogue(record: Any, index: int, path: Path) -> TableRecord:
+    """A checked dialogue (a :class:`TableRecord` of :class:`PacificTurn`) from the ``index``-th record of the file."""
     grounding = read_grounding(record, index, path, "dialogue")
     location = grounding.location
     turns = [_read_turn(turn, number, location) for number, turn in enumerate(grounding.questions)]
     if turns[-1].req_clari:
         raise location.error(f"questions[{len(turns) - 1}].req_clari",
                              "is true on the last turn: nothing answers the clarified request")
-    return PacificDialogue(grounding.table_uid, index, grounding.rows, grounding.paragraphs, turns)
+    return TableRecord(grounding.table_uid, index, grounding.rows, grounding.paragraphs, turns)
 
 
-def read_pacific_dialogues(path: str | os.PathLike[str]) -> list[PacificDialogue]:
+def read_pacific_dialogues(path: str | os.PathLike[str]) -> list[TableRecord]:
     """All dialogues of a PACIFIC file, checked, in file order.
 
     Raises:
@@ -263,11 +281,11 @@ def read_pacific_dialogues(path: str | os.PathLike[str]) -> list[PacificDialogue
     dialogues = [_read_dialogue(record, index, path) for index, record in enumerate(data)]
     seen: dict[str, int] = {}
     for dialogue in dialogues:
-        if dialogue.dialogue_id in seen:
+        if dialogue.uid in seen:
             raise RecordLocation(path, f"dialogue {dialogue.index}").error(
-                "table.uid", f"{dialogue.dialogue_id!r} repeats dialogue {seen[dialogue.dialogue_id]}; "
+                "table.uid", f"{dialogue.uid!r} repeats dialogue {seen[dialogue.uid]}; "
                              "dialogue ids must be unique")
-        seen[dialogue.dialogue_id] = dialogue.index
+        seen[dialogue.uid] = dialogue.index
     return dialogues
 
 
@@ -278,25 +296,25 @@ def _turn_meta(turn: PacificTurn) -> dict[str, Any]:
             "req_comparison": turn.req_comparison, "rel_paragraphs": turn.rel_paragraphs}
 
 
-def dialogue_examples(dialogue: PacificDialogue, max_context_chars: int | None = None) -> list[Example]:
+def dialogue_examples(dialogue: TableRecord, max_context_chars: int | None = None) -> list[Example]:
     """One Example per turn of ``dialogue`` (rules in the module docstring)."""
     context = linearize_table_and_text(dialogue.table, dialogue.paragraphs, max_context_chars)
     full_length = len(linearize_table_and_text(dialogue.table, dialogue.paragraphs))
     examples: list[Example] = []
     history: list[Turn] = []
-    for position, turn in enumerate(dialogue.turns):
+    for position, turn in enumerate(dialogue.questions):
         history.append(Turn("user", turn.question))
-        resolving = next(later for later in dialogue.turns[position:] if not later.req_clari)
-        meta = {"conversation_id": dialogue.dialogue_id, "dialogue_id": dialogue.dialogue_id,
+        resolving = next(later for later in dialogue.questions[position:] if not later.req_clari)
+        meta = {"conversation_id": dialogue.uid, "dialogue_id": dialogue.uid,
                 "dialogue_index": dialogue.index, "turn": position + 1,
-                "after_clarification": position > 0 and dialogue.turns[position - 1].req_clari,
+                "after_clarification": position > 0 and dialogue.questions[position - 1].req_clari,
                 "context_truncated": len(context) < full_length, **_turn_meta(turn),
                 "goal_answer": resolving.answer, "goal_scale": resolving.scale,
                 "goal_answer_type": resolving.answer_type, "goal_derivation": resolving.derivation}
-        common = {"id": f"{dialogue.dialogue_id}-t{position + 1:02d}", "task": TASK, "context": context,
+        common = {"id": f"{dialogue.uid}-t{position + 1:02d}", "task": TASK, "context": context,
                   "history": list(history), "response": turn.rendered, "goal": [resolving.rendered]}
         if turn.req_clari:
-            reply = dialogue.turns[position + 1].question
+            reply = dialogue.questions[position + 1].question
             meta["clarified_question"] = resolving.original_question
             examples.append(Example(**common, action=Action.CLARIFY, meta=meta,
                                     clarifications=[Clarification(reply=reply, answer=resolving.rendered)]))

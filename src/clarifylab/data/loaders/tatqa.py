@@ -5,7 +5,10 @@ A TAT-QA file (``tatqa_dataset_{train,dev}.json``) is a list of contexts ``{tabl
 has ``uid, order, question, answer, derivation, answer_type (span | multi-span | arithmetic | count),
 answer_from (table | text | table-text), rel_paragraphs, req_comparison, scale``. PACIFIC is built on
 these contexts (every table of PACIFIC's validation file is a TAT-QA dev table), without the
-clarification fields. The upstream test file has no answers and cannot be loaded here.
+clarification fields. The upstream test file has no answers and cannot be loaded here. Contexts and
+questions are read into the PACIFIC loader's :class:`~clarifylab.data.loaders.pacific.TableRecord` and
+:class:`~clarifylab.data.loaders.pacific.TableQuestion` (a PACIFIC turn is a TableQuestion plus its
+conversational fields), with the same field reader.
 
 Every question is fully specified, so each one is one Example with action ``answer``:
 
@@ -27,13 +30,18 @@ Every question is fully specified, so each one is one Example with action ``answ
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clarifylab.data.loaders.linearize import linearize_table_and_text
 from clarifylab.data.loaders.native_json import RecordLocation, read_json_file
-from clarifylab.data.loaders.pacific import SCALES, check_renders, read_grounding, render_answer
+from clarifylab.data.loaders.pacific import (
+    TableQuestion,
+    TableRecord,
+    check_renders,
+    read_grounding,
+    read_question_fields,
+)
 from clarifylab.data.schema import Action, Example, Turn
 
 TASK = "tatqa"
@@ -41,77 +49,24 @@ ANSWER_TYPES = ("span", "multi-span", "arithmetic", "count")
 EXPECTED_FILE = "tatqa/tatqa_dataset_dev.json"
 
 
-@dataclass(frozen=True)
-class TatqaQuestion:
-    """One TAT-QA question, checked; ``answer`` is as in the file."""
-
-    uid: str
-    order: int
-    question: str
-    answer: Any
-    answer_type: str
-    answer_from: str
-    scale: str
-    derivation: str
-    req_comparison: bool
-    rel_paragraphs: list[Any]
-
-    @property
-    def rendered(self) -> str:
-        """The gold reply as text (PACIFIC's :func:`~clarifylab.data.loaders.pacific.render_answer`)."""
-        return render_answer(self.answer, self.answer_type, self.derivation, self.scale)
-
-
-@dataclass(frozen=True)
-class TatqaContext:
-    """One TAT-QA context (a table, its paragraphs sorted by ``order``, and its questions)."""
-
-    table_uid: str
-    index: int
-    table: list[list[str]]
-    paragraphs: list[str]
-    questions: list[TatqaQuestion]
-
-
-def _read_question(question: Any, number: int, location: RecordLocation) -> TatqaQuestion:
-    """A checked :class:`TatqaQuestion` from ``questions[number]`` of a context."""
+def _read_question(question: Any, number: int, location: RecordLocation) -> TableQuestion:
+    """A checked :class:`~clarifylab.data.loaders.pacific.TableQuestion` from ``questions[number]`` of a context."""
     at = f"questions[{number}]"
-    if not isinstance(question, dict):
-        raise location.error(at, f"must be an object, got {type(question).__name__}")
-    uid = question.get("uid")
-    location = RecordLocation(location.path, f"{location.record}, question {number + 1} (uid {uid})")
-    answer_type = location.get(question, "answer_type", f"{at}.answer_type", str)
-    if answer_type not in ANSWER_TYPES:
-        raise location.error(f"{at}.answer_type", f"is {answer_type!r}; expected one of {list(ANSWER_TYPES)}")
-    scale = location.get(question, "scale", f"{at}.scale", str)
-    if scale not in SCALES:
-        raise location.error(f"{at}.scale", f"is {scale!r}; expected one of {list(SCALES)}")
-    parsed = TatqaQuestion(
-        uid=location.text(question, "uid", f"{at}.uid"),
-        order=location.get(question, "order", f"{at}.order", int),
-        question=location.text(question, "question", f"{at}.question"),
-        answer=location.get(question, "answer", f"{at}.answer", list, int, float, str),
-        answer_type=answer_type,
-        answer_from=location.get(question, "answer_from", f"{at}.answer_from", str, optional=True) or "",
-        scale=scale,
-        derivation=location.get(question, "derivation", f"{at}.derivation", str, optional=True) or "",
-        req_comparison=bool(location.get(question, "req_comparison", f"{at}.req_comparison", bool, optional=True)),
-        rel_paragraphs=list(location.get(question, "rel_paragraphs", f"{at}.rel_paragraphs", list,
-                                         optional=True) or []),
-    )
+    fields, location = read_question_fields(question, number, location, "question", ANSWER_TYPES)
+    parsed = TableQuestion(uid=location.text(question, "uid", f"{at}.uid"), **fields)
     check_renders(parsed, location, at)
     return parsed
 
 
-def _read_context(record: Any, index: int, path: Path) -> TatqaContext:
-    """A checked :class:`TatqaContext` from the ``index``-th record of the file."""
+def _read_context(record: Any, index: int, path: Path) -> TableRecord:
+    """A checked context (a :class:`~clarifylab.data.loaders.pacific.TableRecord`) from the ``index``-th record."""
     grounding = read_grounding(record, index, path, "context")
     parsed = [_read_question(question, number, grounding.location)
               for number, question in enumerate(grounding.questions)]
-    return TatqaContext(grounding.table_uid, index, grounding.rows, grounding.paragraphs, parsed)
+    return TableRecord(grounding.table_uid, index, grounding.rows, grounding.paragraphs, parsed)
 
 
-def read_tatqa_contexts(path: str | os.PathLike[str]) -> list[TatqaContext]:
+def read_tatqa_contexts(path: str | os.PathLike[str]) -> list[TableRecord]:
     """All contexts of a TAT-QA file, checked, in file order.
 
     Raises:
@@ -128,11 +83,11 @@ def read_tatqa_contexts(path: str | os.PathLike[str]) -> list[TatqaContext]:
     tables: dict[str, int] = {}
     questions: dict[str, int] = {}
     for context in contexts:
-        location = RecordLocation(path, f"context {context.index} (table uid {context.table_uid})")
-        if context.table_uid in tables:
-            raise location.error("table.uid", f"{context.table_uid!r} repeats context {tables[context.table_uid]}; "
+        location = RecordLocation(path, f"context {context.index} (table uid {context.uid})")
+        if context.uid in tables:
+            raise location.error("table.uid", f"{context.uid!r} repeats context {tables[context.uid]}; "
                                               "table uids must be unique")
-        tables[context.table_uid] = context.index
+        tables[context.uid] = context.index
         for number, question in enumerate(context.questions):
             if question.uid in questions:
                 raise location.error(f"questions[{number}].uid", f"{question.uid!r} repeats a question of context "
@@ -141,14 +96,14 @@ def read_tatqa_contexts(path: str | os.PathLike[str]) -> list[TatqaContext]:
     return contexts
 
 
-def context_examples(context: TatqaContext, max_context_chars: int | None = None) -> list[Example]:
+def context_examples(context: TableRecord, max_context_chars: int | None = None) -> list[Example]:
     """One ``answer`` Example per question of ``context`` (rules in the module docstring)."""
     text = linearize_table_and_text(context.table, context.paragraphs, max_context_chars)
     truncated = len(text) < len(linearize_table_and_text(context.table, context.paragraphs))
     examples = []
     for position, question in enumerate(context.questions):
         rendered = question.rendered
-        meta = {"conversation_id": context.table_uid, "table_uid": context.table_uid,
+        meta = {"conversation_id": context.uid, "table_uid": context.uid,
                 "context_index": context.index, "question_index": position, "uid": question.uid,
                 "order": question.order, "answer": question.answer, "answer_type": question.answer_type,
                 "answer_from": question.answer_from, "scale": question.scale, "derivation": question.derivation,

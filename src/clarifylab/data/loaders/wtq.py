@@ -19,7 +19,9 @@ Every question is fully specified, so each one is one Example with action ``answ
 - ``response`` = ``goal[0]``: the target values joined by ``", "`` (each with its whitespace runs
   collapsed, as in the context), e.g. ``"Siim Ennemuist, Andri Aganits"``. ``goal`` holds this one
   string: the values are all parts of one answer, not alternatives (a scorer takes the best of
-  ``goal``'s entries).
+  ``goal``'s entries). A value may itself hold ``", "`` (``"March 21, 1964"``): the scorer compares against
+  the list ``meta["target_values"]``, never this joined string
+  (:func:`~clarifylab.metrics.wtq_denotation.denotation_match` regroups the text's pieces).
 - ``context``: the table via :func:`~clarifylab.data.loaders.linearize.linearize_table_and_text`
   (header row first), optionally bounded by ``max_context_chars``.
 - ``meta``: conversation_id (= table_path, the ``context`` field: questions about one table stay in

@@ -41,6 +41,12 @@ class Step:
     kind: str = field(default="train")
 
 
+def run_dir_args(run_dir: Path) -> list[str]:
+    """The step's own folder. ``reuse_run_dir=true``: a re-run of a stopped step continues in it (IRPO skips its
+    finished iterations; the other steps start over) instead of being refused as a reused run folder."""
+    return [f"hydra.run.dir={run_dir}", "reuse_run_dir=true"]
+
+
 def pool_overrides(dataset: str, conversations: int) -> list[str]:
     """Overrides every command of a (dataset, N) setting needs: PACIFIC's pool is too small for 250 otherwise."""
     if dataset == "pacific" and conversations > 200:
@@ -102,7 +108,7 @@ def plan(root: str | Path, datasets: Sequence[str] = DATASETS, sizes: Sequence[i
         caps = [] if scale == "paper" else [f"teacher@task.teacher={'smollm2' if scale == 'cpu' else 'tiny'}",
                                             f"task.max_items={max(sizes) * 2}"]
         out.append(Step("build ambigsql", ["generate.py", "task=ambigsql", f"task.out_dir={ambigsql_dir}",
-                                           f"hydra.run.dir={ambigsql_dir}/run", *caps],
+                                           *run_dir_args(ambigsql_dir / "run"), *caps],
                         ambigsql_dir / "manifest.json", "data"))
     for dataset in datasets:
         for n in sizes:
@@ -114,12 +120,12 @@ def plan(root: str | Path, datasets: Sequence[str] = DATASETS, sizes: Sequence[i
                 out.append(Step(f"pairs {tag}", [
                     "generate.py", "task=act_pairs", f"dataset@task.dataset={dataset}",
                     f"task.dataset.conversations={n}", *[f"task.{o}" for o in pool], f"task.out_dir={pairs}",
-                    f"hydra.run.dir={pairs}/run", *scale_overrides(scale, "pairs", steps, eval_examples)],
+                    *run_dir_args(pairs / "run"), *scale_overrides(scale, "pairs", steps, eval_examples)],
                     pairs / "manifest.json", "pairs"))
             runs = {"sft": sft}
             out.append(Step(f"sft {tag}", [
                 "train.py", f"experiment=act_paper/{dataset}_sft", f"dataset.conversations={n}", *pool,
-                f"hydra.run.dir={sft}", *scale_overrides(scale, "sft", steps, eval_examples), *extra],
+                *run_dir_args(sft), *scale_overrides(scale, "sft", steps, eval_examples), *extra],
                 sft / "policy" / "clarifylab_policy.json"))
             for trainer in ("irpo", "act"):
                 if trainer not in trainers:
@@ -129,7 +135,7 @@ def plan(root: str | Path, datasets: Sequence[str] = DATASETS, sizes: Sequence[i
                 pairs_args = [f"act_pairs_dir={pairs}"] if trainer == "act" else []
                 out.append(Step(f"{trainer} {tag}", [
                     "train.py", f"experiment=act_paper/{dataset}_{trainer}", f"dataset.conversations={n}", *pool,
-                    f"sft_policy={sft / 'policy'}", *pairs_args, f"hydra.run.dir={run}",
+                    f"sft_policy={sft / 'policy'}", *pairs_args, *run_dir_args(run),
                     *scale_overrides(scale, trainer, steps, eval_examples), *extra],
                     run / "policy" / "clarifylab_policy.json"))
             for trainer, run in runs.items():
@@ -138,7 +144,7 @@ def plan(root: str | Path, datasets: Sequence[str] = DATASETS, sizes: Sequence[i
                 eval_dir = root / "eval" / f"{tag}-{trainer}"
                 out.append(Step(f"evaluate {tag} {trainer}", [
                     "evaluate.py", f"experiment=act_paper/{dataset}", f"dataset.conversations={n}", *pool,
-                    f"policy_dir={run / 'policy'}", f"label={trainer}", f"hydra.run.dir={eval_dir}",
+                    f"policy_dir={run / 'policy'}", f"label={trainer}", *run_dir_args(eval_dir),
                     *scale_overrides(scale, "eval", steps, eval_examples), *extra],
                     eval_dir / "metrics.json", "eval"))
     return out

@@ -24,6 +24,7 @@ so Alg. 2 also compares on-policy samples against the random action.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -212,7 +213,8 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
     dataset_cfg = OmegaConf.create(dataset)
     out = Path(out_dir)
     manifest: dict[str, Any] = {"task": "act_pairs", "dataset": dataset["name"], "counts": {}, "files": {},
-                                "params": {"splits": list(splits), "pseudo_labels": pseudo_labels,
+                                "params": {"splits": list(splits), "conversations": dataset.get("conversations"),
+                                           "subset_seed": dataset.get("subset_seed"), "pseudo_labels": pseudo_labels,
                                            "random_actions": random_actions, "k": k, "seed": seed,
                                            "max_examples": max_examples, "sampling": params.to_dict(),
                                            "generator": getattr(generator, "model_id", type(generator).__name__)}}
@@ -233,3 +235,45 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
         manifest["usage"] = meter.summary()
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+MANIFEST_FIELDS = ("dataset", "split", "conversations", "subset_seed", "seed", "pseudo_labels", "random_actions")
+"""What :func:`check_pairs_manifest` compares: the manifest's ``dataset``, the split its ``files`` map the pairs
+file to, and ``params.{conversations, subset_seed, seed, pseudo_labels, random_actions}``."""
+
+
+def recorded_settings(manifest: Mapping[str, Any], pairs_path: str | Path) -> dict[str, Any]:
+    """The :data:`MANIFEST_FIELDS` a manifest records for one of its pairs files (``split``: the split whose file
+    has ``pairs_path``'s name; ``None`` when the manifest lists no such file). A field the manifest lacks (an
+    older build) is left out."""
+    params = manifest.get("params", {})
+    files = manifest.get("files", {})
+    recorded: dict[str, Any] = {"dataset": manifest.get("dataset"),
+                                "split": next((split for split, path in files.items()
+                                               if Path(path).name == Path(pairs_path).name), None)}
+    recorded.update({key: params[key] for key in MANIFEST_FIELDS[2:] if key in params})
+    return recorded
+
+
+def check_pairs_manifest(pairs_path: str | Path, expected: Mapping[str, Any]) -> None:
+    """Refuse Alg. 1 pairs built for another setting than the run's: ``<pairs dir>/manifest.json`` (written by
+    :func:`generate_act_pairs`) must record ``expected`` (a subset of :data:`MANIFEST_FIELDS` -> the config's value).
+    A pairs file without a manifest (built by hand) is accepted with a warning.
+
+    Raises:
+        ConfigError: one line naming the first mismatching (or unrecorded) field, both values and the manifest.
+    """
+    manifest_path = Path(pairs_path).parent / "manifest.json"
+    if not manifest_path.is_file():
+        log.warning("%s has no manifest.json next to it: cannot check that its pairs match the run's dataset, "
+                    "split, conversations, seed, labels and ablation", pairs_path)
+        return
+    recorded = recorded_settings(json.loads(manifest_path.read_text()), pairs_path)
+    for field, value in expected.items():
+        if field not in recorded:
+            raise ConfigError(f"{manifest_path} does not record {field!r} (built by an older version): rebuild the "
+                              "pairs with `python generate.py task=act_pairs`")
+        if recorded[field] != value:
+            raise ConfigError(f"{pairs_path} was built with {field}={recorded[field]!r} but this run has "
+                              f"{field}={value!r} ({manifest_path}): build matching pairs with `python generate.py "
+                              "task=act_pairs` or point trainer.pairs_path at them")

@@ -3,7 +3,10 @@
 One table per dataset: Base Model | Approach | Conversations | the action-level then content-level metrics the
 paper reports for it (the trajectory-level H is "Traj. F1" on PACIFIC, "Traj. Similarity" on Abg-CoQA and
 "Execution Match" on AmbigSQL). Rows are ordered as in the paper: prompting baselines first, then per data
-setting (conversations ascending) SFT, IRPO, ACT, then anything else (ablations, DPO-Dist) by name.
+setting (conversations ascending) SFT, IRPO, ACT, then anything else (ablations, DPO-Dist) by name. An
+ablation or a pseudo-labelled run of a method is its own row, named ``act (no_simulation)`` /
+``act (pseudo-labels)`` (:func:`approach_name`); a ``Split`` / ``Data`` column is added to a table whose rows
+were evaluated on different splits or data files.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ class PaperTable:
     headers: Mapping[str, str]
 
 
-IDENTITY = ("model", "approach", "conversations")
-IDENTITY_HEADERS = {"model": "Base Model", "approach": "Approach", "conversations": "Conversations"}
+IDENTITY = ("model", "approach_name", "conversations")
+IDENTITY_HEADERS = {"model": "Base Model", "approach_name": "Approach", "conversations": "Conversations",
+                    "split": "Split", "data": "Data"}
+VARYING = ("split", "data")
+"""Identity columns shown only in a table whose rows differ in them."""
 ACT_TABLES: tuple[PaperTable, ...] = (
     PaperTable(1, "pacific", "PACIFIC", ("macro_f1", "turn_h", "trajectory_h", "post_clarify_h"),
                {"macro_f1": "Macro F1", "turn_h": "Turn F1", "trajectory_h": "Traj. F1",
@@ -48,20 +54,32 @@ def _conversations(row: Mapping[str, Any]) -> float:
         return float("inf")  # the whole pool / unknown: after the data settings
 
 
-def row_order(row: Mapping[str, Any]) -> tuple:
-    """Sort key: prompting baselines, then (conversations, SFT < IRPO < ACT < others by name), then model."""
+def approach_name(row: Mapping[str, Any]) -> str:
+    """The row's approach, with its ablation (other than ``none``) and ``pseudo-labels`` in parentheses:
+    ``act``, ``act (no_simulation)``, ``act (pseudo-labels)``."""
     approach = str(row.get("approach") or "")
+    variants = [str(row["ablation"])] if row.get("ablation") not in (None, "none") else []
+    variants += ["pseudo-labels"] if row.get("pseudo_labels") is True else []
+    return f"{approach} ({', '.join(variants)})" if variants else approach
+
+
+def row_order(row: Mapping[str, Any]) -> tuple:
+    """Sort key: prompting baselines, then (conversations, SFT < IRPO < ACT < others — ablations and
+    pseudo-label runs included — by name), then model, split and data."""
+    approach, name = str(row.get("approach") or ""), approach_name(row)
+    after = (str(row.get("model")), str(row.get("split")), str(row.get("data")))
     if approach in PROMPTING:
-        return (0, PROMPTING.index(approach), 0.0, "", str(row.get("model")))
-    rank = APPROACH_ORDER.index(approach) if approach in APPROACH_ORDER else len(APPROACH_ORDER)
-    return (1, 0, _conversations(row), f"{rank}{approach}", str(row.get("model")))
+        return (0, PROMPTING.index(approach), 0.0, "", *after)
+    rank = APPROACH_ORDER.index(name) if name in APPROACH_ORDER else len(APPROACH_ORDER)
+    return (1, 0, _conversations(row), f"{rank}{name}", *after)
 
 
 def act_paper_tables(rows: Sequence[Mapping[str, Any]]) -> list[tuple[PaperTable, list[Mapping[str, Any]]]]:
     """``(layout, ordered rows)`` for every ACT table whose dataset has rows; datasets without one are skipped."""
     out = []
     for table in ACT_TABLES:
-        selected = sorted((r for r in rows if r.get("dataset") == table.dataset), key=row_order)
+        selected = sorted(({**r, "approach_name": approach_name(r)} for r in rows if r.get("dataset") == table.dataset),
+                          key=row_order)
         if selected:
             out.append((table, selected))
     return out
@@ -74,7 +92,8 @@ def render_act_tables(rows: Sequence[Mapping[str, Any]], console: Any | None = N
     console = console or wide_console()
     parts = []
     for table, selected in act_paper_tables(rows):
-        columns = IDENTITY + table.metrics
+        varying = tuple(c for c in VARYING if len({str(r.get(c)) for r in selected}) > 1)
+        columns = IDENTITY + varying + table.metrics
         headers = {**IDENTITY_HEADERS, **table.headers}
         title = f"Table {table.number}: {table.caption}"
         console.print(rich_table(selected, columns, title, headers=headers))

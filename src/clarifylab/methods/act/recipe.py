@@ -3,7 +3,9 @@
 ``run_act(cfg)`` = :func:`~clarifylab.training.dpo_recipe.run_dpo` with an
 :class:`~clarifylab.methods.act.replacer.ACTReplacer` plugged into the module's on-policy hook; the
 checkpoint is selected by ``val/reward_margin`` (as in the paper). A (``cfg.classifier``) and U
-(``cfg.simulator``) come from the top-level config groups; H is the dataset task's heuristic.
+(``cfg.simulator``) come from the top-level config groups; H is the dataset task's heuristic built with the
+config's paths and the task's success threshold (:mod:`clarifylab.training.task_success`). Before anything
+loads, the pairs' ``manifest.json`` is checked against the config (:func:`check_pairs_against_config`).
 
 Ablations (``cfg.ablation``, conf/ablation/*.yaml):
 
@@ -33,15 +35,15 @@ log = logging.getLogger(__name__)
 
 
 def ablation_switches(cfg: Any) -> dict[str, bool]:
-    """``{"random_actions", "on_policy", "simulation"}`` from ``cfg.ablation`` (defaults: the full method)."""
-    node = cfg.get("ablation") or {}
+    """``{"random_actions", "on_policy", "simulation"}`` from ``cfg.ablation`` (conf/ablation/*.yaml)."""
+    node = cfg.ablation
     known = {"name", "random_actions", "on_policy", "simulation"}
     unknown = sorted(set(node) - known)
     if unknown:
         raise ConfigError(f"ablation has keys {unknown} that trainer=act does not know; it reads {sorted(known)} "
                           "(conf/ablation/*.yaml)")
-    return {"random_actions": bool(node.get("random_actions", False)), "on_policy": bool(node.get("on_policy", True)),
-            "simulation": bool(node.get("simulation", True))}
+    return {"random_actions": bool(node.random_actions), "on_policy": bool(node.on_policy),
+            "simulation": bool(node.simulation)}
 
 
 def replacer_config(cfg: Any, simulation: bool) -> Any:
@@ -50,11 +52,30 @@ def replacer_config(cfg: Any, simulation: bool) -> Any:
 
     t = cfg.trainer
     return ACTReplacerConfig(
-        sample_every=int(t.get("sample_every", 1)), sample_prob=float(t.get("sample_prob", 1.0)),
-        threshold=float(t.get("threshold", 0.9)), max_turns=int(t.get("max_turns", 3)),
-        max_new_tokens=int(t.get("max_new_tokens", 64)), temperature=float(t.get("temperature", 1.0)),
-        top_p=float(t.get("top_p", 1.0)), seed=int(cfg.seed), simulation=simulation,
-        max_length=int(t.max_length), truncation=str(t.get("truncation", "drop")), end_of_turn=t.get("end_of_turn"))
+        sample_every=t.sample_every, sample_prob=t.sample_prob, threshold=t.threshold, max_turns=t.max_turns,
+        max_new_tokens=t.max_new_tokens, temperature=t.temperature, top_p=t.top_p, seed=int(cfg.seed),
+        simulation=simulation, max_length=t.max_length, truncation=t.truncation, end_of_turn=t.end_of_turn)
+
+
+def pairs_settings(cfg: Any, split: str) -> dict[str, Any]:
+    """What the Alg. 1 pairs of ``split`` must have been built with for this run (see
+    :func:`~clarifylab.methods.act.pairs.check_pairs_manifest`): the dataset, split, conversations subset and its
+    seed, the seed, gold or pseudo labels (top-level ``pseudo_labels``), and no build-time random actions (the
+    random-actions ablation is applied at train time, ``ablation=random_actions``)."""
+    return {"dataset": cfg.dataset.name, "split": split,
+            "conversations": OmegaConf.select(cfg, "dataset.conversations", default=None),
+            "subset_seed": OmegaConf.select(cfg, "dataset.subset_seed", default=None), "seed": int(cfg.seed),
+            "pseudo_labels": bool(OmegaConf.select(cfg, "pseudo_labels", default=False)), "random_actions": False}
+
+
+def check_pairs_against_config(cfg: Any) -> None:
+    """Refuse training / validation pairs whose manifest disagrees with the config (before any model loads)."""
+    from clarifylab.methods.act.pairs import check_pairs_manifest
+
+    t = cfg.trainer
+    check_pairs_manifest(t.pairs_path, pairs_settings(cfg, cfg.dataset.train_split))
+    if t.val_pairs_path:
+        check_pairs_manifest(t.val_pairs_path, pairs_settings(cfg, cfg.dataset.val_split))
 
 
 def _examples_lookup(cfg: Any) -> dict[str, Any] | None:
@@ -80,9 +101,11 @@ def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_optio
     from clarifylab.evaluation.components import build_classifier, build_simulator
     from clarifylab.training.dpo_recipe import run_dpo
     from clarifylab.methods.act.replacer import ACTReplacer
+    from clarifylab.training.task_success import trajectory_scorer
 
     switches = ablation_switches(cfg)
-    if cfg.trainer.get("precompute_reference") and switches["on_policy"]:
+    check_pairs_against_config(cfg)
+    if cfg.trainer.precompute_reference and switches["on_policy"]:
         raise ConfigError("trainer.precompute_reference=true with on-policy ACT: replaced sides must be scored live; "
                           "set trainer.precompute_reference=false (or ablation=no_on_policy)")
     if switches["random_actions"]:
@@ -105,8 +128,10 @@ def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_optio
     settings = replacer_config(cfg, switches["simulation"])
     replacers: list[ACTReplacer] = []
 
+    replacer_options.setdefault("scorer", trajectory_scorer(cfg.paths))  # H with paths.data_dir (AmbigSQL)
+
     def factory(tokenizer: Any) -> ACTReplacer:
-        samples_dir = str(Path(cfg.output_dir) / "act_samples") if cfg.trainer.get("log_samples", True) else None
+        samples_dir = str(Path(cfg.output_dir) / "act_samples") if cfg.trainer.log_samples else None
         replacer = ACTReplacer(tokenizer, classifier, simulator, settings, examples=examples, samples_dir=samples_dir,
                                **replacer_options)
         replacers.append(replacer)

@@ -26,15 +26,21 @@ Distributed data parallel: each rank samples its own shard with the seed ``seed 
 rank`` and pads its rollout with dummy one-token generate calls so that every rank makes exactly
 ``1 + (max_turns - 1)`` generate calls per sampled batch (sharded / ZeRO-3 models need every rank to
 enter ``generate`` together); whether a batch is sampled depends only on the call index, never on the rank.
+
+Resume: the call counter fixes the sampling schedule and every seed, so :meth:`ACTReplacer.state_dict` (counter
+and branch totals) travels in the Lightning checkpoint (``PreferenceModule.on_save_checkpoint``); a resumed run
+samples exactly as the uninterrupted one and drops the sample-log lines written after its checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
@@ -43,6 +49,7 @@ from clarifylab.env.action_classifier import ActionClassifier
 from clarifylab.env.rollout import Trajectory, rollout
 from clarifylab.env.user_simulator import UserSimulator
 from clarifylab.errors import ConfigError, DataFormatError
+from clarifylab.io import write_text
 from clarifylab.training.preference_data import (
     PreferenceBatch,
     PreferenceCollator,
@@ -50,12 +57,13 @@ from clarifylab.training.preference_data import (
     pad_token_id_of,
     tokenize_pair,
 )
+from clarifylab.training.task_success import TrajectoryScorer, success_threshold, trajectory_scorer
 
 log = logging.getLogger(__name__)
 
 BRANCHES = ("not_sampled", "wrong_action", "good_trajectory", "bad_trajectory", "right_clarify", "good_answer",
             "bad_answer", "too_long")
-Scorer = Callable[[Sequence[Trajectory]], list[float]]
+Scorer = TrajectoryScorer
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,9 @@ class ACTReplacerConfig:
         sample_every: sample on every n-th training batch (micro-batch; 1 = every batch).
         sample_prob: then sample with this probability (a draw seeded by ``seed`` and the batch index,
             identical on every rank).
-        threshold: the heuristic tolerance: ``H >= threshold`` rewards the trajectory (official code: DROP F1
-            >= 0.9).
+        threshold: the heuristic tolerance: ``H >= threshold`` rewards the trajectory; ``None`` (default) = each
+            example's task threshold (:data:`~clarifylab.training.task_success.SUCCESS_THRESHOLDS`, e.g. DROP F1
+            >= 0.9 as the official code).
         max_turns: assistant turns per simulated trajectory, ``y`` included.
         max_new_tokens, temperature, top_p: the policy's decoding while sampling and simulating.
         seed: base seed of the sampler.
@@ -77,7 +86,7 @@ class ACTReplacerConfig:
 
     sample_every: int = 1
     sample_prob: float = 1.0
-    threshold: float = 0.9
+    threshold: float | None = None
     max_turns: int = 3
     max_new_tokens: int = 64
     temperature: float = 1.0
@@ -110,21 +119,12 @@ def example_of(pair: PreferencePair, examples: Mapping[str, Example] | None = No
                           "with `python generate.py task=act_pairs`")
 
 
-def default_scorer(trajectories: Sequence[Trajectory]) -> list[float]:
-    """H of every trajectory's outcome against its goal (``score_outcomes``, per task); a trajectory that
-    ended on a clarifying question (turn limit) has no outcome and scores 0."""
-    from clarifylab.metrics.task_heuristics import score_outcomes
-
-    scores = [0.0] * len(trajectories)
-    for task in sorted({t.example.task for t in trajectories}):
-        rows = [i for i, t in enumerate(trajectories) if t.example.task == task]
-        values = score_outcomes(task, [None if trajectories[i].hit_turn_limit else trajectories[i].outcome
-                                       for i in rows],
-                                [trajectories[i].example for i in rows],
-                                [trajectories[i].interpretation for i in rows])
-        for i, value in zip(rows, values):
-            scores[i] = float(value)
-    return scores
+def _call_of(line: str) -> int | None:
+    """The ``call`` of a sample-log line; ``None`` for a blank line or one cut short by a preemption."""
+    try:
+        return int(json.loads(line)["call"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 class _CountingBackend:
@@ -155,7 +155,8 @@ class ACTReplacer:
         classifier: A.
         simulator: U.
         config: :class:`ACTReplacerConfig`.
-        scorer: H over trajectories (default :func:`default_scorer`).
+        scorer: H over trajectories; default :func:`~clarifylab.training.task_success.trajectory_scorer` without
+            paths (enough for tasks whose H needs no file; ``run_act`` passes the config's, which AmbigSQL needs).
         examples: id -> Example for pairs without ``meta.example``.
         policy_factory: ``(module, batch_size) -> ChatBackend`` over the current policy (default: a
             :class:`TransformersBackend` on ``module.model`` generating the whole shard in one call).
@@ -177,7 +178,7 @@ class ACTReplacer:
         self.classifier = classifier
         self.simulator = simulator
         self.config = config
-        self.scorer = scorer or default_scorer
+        self.scorer = scorer or trajectory_scorer(None)
         self.examples = examples
         self.policy_factory = policy_factory or (lambda module, size: _transformers_policy(module, tokenizer, size))
         self.collator = PreferenceCollator(pad_token_id_of(tokenizer)) if tokenizer is not None else None
@@ -185,6 +186,24 @@ class ACTReplacer:
         self.calls = 0
         self.totals: Counter[str] = Counter({branch: 0 for branch in BRANCHES})
         self.last: dict[str, int] = {}
+        self._trim_samples_log = False
+
+    # ---- checkpointed state (PreferenceModule.on_save_checkpoint / on_load_checkpoint) ----
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue exactly: the call counter (it fixes the sampling schedule and
+        every sampling seed, :meth:`should_sample` / :meth:`params`), the branch totals and the last counts."""
+        return {"calls": self.calls, "totals": dict(self.totals), "last": dict(self.last)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`. The sample log is trimmed (at the next call, when the rank is known) to
+        the calls before ``state["calls"]``: lines a preempted run wrote after its checkpoint are dropped, so the
+        resumed log equals an uninterrupted run's."""
+        self.calls = int(state["calls"])
+        self.totals = Counter({branch: 0 for branch in BRANCHES})
+        self.totals.update({str(k): int(v) for k, v in state["totals"].items()})
+        self.last = {str(k): int(v) for k, v in state["last"].items()}
+        self._trim_samples_log = True
 
     # ---- schedule and seeds ----
 
@@ -201,6 +220,10 @@ class ACTReplacer:
         c = self.config
         return SamplingParams(max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_p=c.top_p,
                               seed=c.seed + 1_000_003 * call + rank)
+
+    def threshold(self, example: Example) -> float:
+        """H at or above which a sample of ``example`` succeeds (``config.threshold`` or its task's)."""
+        return success_threshold(example.task, self.config.threshold)
 
     # ---- the replacement ----
 
@@ -242,7 +265,7 @@ class ACTReplacer:
             for (i, trajectory), value in zip(trajectories, values):
                 continuations[i] = [dict(m) for m in trajectory.turns]
                 scores[i] = value
-                branches[i] = "good_trajectory" if value >= c.threshold else "bad_trajectory"
+                branches[i] = "good_trajectory" if value >= self.threshold(examples[i]) else "bad_trajectory"
         elif right:
             answers = [i for i in right if actions[i] is Action.ANSWER]
             for i in right:
@@ -255,7 +278,7 @@ class ACTReplacer:
                                       for i in answers])
                 for i, value in zip(answers, values):
                     scores[i] = value
-                    branches[i] = "good_answer" if value >= c.threshold else "bad_answer"
+                    branches[i] = "good_answer" if value >= self.threshold(examples[i]) else "bad_answer"
         new_pairs = []
         for pair, branch, continuation, score, sample, action in zip(pairs, branches, continuations, scores, samples,
                                                                      actions):
@@ -270,13 +293,15 @@ class ACTReplacer:
         """The module hook: sample (or not) this batch, replace, re-tokenize, log counts."""
         call = self.calls
         self.calls += 1
+        trainer = getattr(module, "_trainer", None)
+        rank = int(getattr(trainer, "global_rank", 0) or 0) if trainer is not None else 0
+        if self._trim_samples_log:
+            self._trim_samples(rank, call)
         counts = Counter({branch: 0 for branch in BRANCHES})
         if not self.should_sample(call):
             counts["not_sampled"] = len(batch)
             self._log(module, counts, [], len(batch))
             return batch
-        trainer = getattr(module, "_trainer", None)
-        rank = int(getattr(trainer, "global_rank", 0) or 0) if trainer is not None else 0
         world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
         policy = _CountingBackend(self.policy_factory(module, len(batch)))
         params = self.params(call, rank)
@@ -300,11 +325,24 @@ class ACTReplacer:
         self._log(module, counts, [s for s in scores if s is not None], len(batch))
         return self.collator(items)
 
-    def _write_samples(self, call: int, rank: int, pairs: Sequence[PreferencePair]) -> None:
-        import json
-        from pathlib import Path
+    def _samples_path(self, rank: int) -> Path:
+        return Path(str(self.samples_dir)) / f"rank{rank}.jsonl"
 
-        path = Path(self.samples_dir) / f"rank{rank}.jsonl"
+    def _trim_samples(self, rank: int, calls: int) -> None:
+        """Keep only the sample-log lines of calls before ``calls`` (rewritten atomically)."""
+        self._trim_samples_log = False
+        if self.samples_dir is None or not self._samples_path(rank).is_file():
+            return
+        path = self._samples_path(rank)
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if _call_of(line) is not None and _call_of(line) < calls]
+        if len(kept) != len(lines):
+            log.info("ACT resume: dropped %d sample-log lines written after the checkpoint (call >= %d) from %s",
+                     len(lines) - len(kept), calls, path)
+            write_text(path, "".join(kept))
+
+    def _write_samples(self, call: int, rank: int, pairs: Sequence[PreferencePair]) -> None:
+        path = self._samples_path(rank)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as handle:
             for pair in pairs:

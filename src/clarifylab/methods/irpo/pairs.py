@@ -4,9 +4,14 @@ One IRPO iteration t builds its training pairs from the current policy M_t:
 
 1. **sample** — N responses per prompt from M_t at temperature > 0 (:func:`sample_candidates`; one batched,
    seeded ``complete`` call with every prompt repeated N times);
-2. **label** — each response y is scored by the task heuristic H against the gold response r_i
-   (:func:`label_candidates`: turn-level H, ``metrics.task_heuristics.score_turns``); y is *correct* when
-   ``H(y, r_i) >= threshold``;
+2. **label** — each response y gets a turn-level score (:func:`label_candidates`) and is *correct* when the
+   score is ``>= threshold``. Its action ``A(y)`` (the action classifier) must match the gold action ``a_i``
+   (else the score is 0, as ACT's Alg. 2 makes a wrong-action sample the loser). On an *answer* turn the score
+   is the task heuristic ``H(y, r_i)`` against the gold answer (``metrics.task_heuristics.score_turns``). On a
+   *clarify* turn it is 1: the right action is the criterion, as in ACT's "w/o simulation" ablation, where a
+   right-action clarifying question replaces the winner on the strength of its action alone (its quality only
+   shows in the trajectory IRPO does not simulate). H against the gold *question* is no criterion: execution
+   match (AmbigSQL) scores every question 0, and F1 / similarity to one phrasing rewards copying it;
 3. **pair** — per prompt, a correct response wins over an incorrect one (:func:`pair_candidates`); prompts
    with only correct or only incorrect responses (or only empty ones) give no pair and are counted.
 
@@ -36,7 +41,7 @@ from typing import Any
 
 from clarifylab.backends.base import ChatBackend, SamplingParams
 from clarifylab.data.chat_format import prompt_messages
-from clarifylab.data.schema import Example
+from clarifylab.data.schema import Action, Example
 from clarifylab.training.preference_data import PreferencePair
 
 COUNT_KEYS = ("prompts", "samples", "empty_samples", "correct_samples", "pairs", "paired_prompts",
@@ -51,7 +56,8 @@ class ScoredSample:
         example_id: the :class:`Example` it answers.
         index: position among that example's N samples (0..N-1).
         text: the response.
-        score: H(text, gold response), in [0, 1] (embedding similarity: [-1, 1]).
+        score: the turn-level label score (:func:`label_candidates`): 0 for a wrong action, 1 for a right-action
+            clarifying question, H(text, gold answer) for a right-action answer (embedding similarity: [-1, 1]).
     """
 
     example_id: str
@@ -88,14 +94,16 @@ def sample_candidates(examples: Sequence[Example], backend: ChatBackend, n: int,
     return [list(replies[i * n:(i + 1) * n]) for i in range(len(examples))]
 
 
-def label_candidates(examples: Sequence[Example], samples: Sequence[Sequence[str]], heuristic: Any
-                     ) -> list[list[ScoredSample]]:
-    """Turn-level H of every non-empty sample against its example's gold response (one ``score`` call).
+def label_candidates(examples: Sequence[Example], samples: Sequence[Sequence[str]], heuristic: Any,
+                     classifier: Any) -> list[list[ScoredSample]]:
+    """Turn-level score of every non-empty sample (module docstring, step 2): 0 when ``A(y)`` is not the gold
+    action, else 1 on a clarify turn and ``H(y, r)`` on an answer turn (one ``classify`` and one ``score`` call).
 
     Args:
         examples: the decision points, all of one task.
         samples: ``samples[i]`` = the responses to ``examples[i]``.
         heuristic: a :class:`~clarifylab.metrics.task_heuristics.TaskHeuristic` for that task.
+        classifier: the action classifier A (``classify(responses, examples) -> actions``).
 
     Returns:
         per example, its non-empty samples as :class:`ScoredSample` (empty ones are left out).
@@ -109,8 +117,15 @@ def label_candidates(examples: Sequence[Example], samples: Sequence[Sequence[str
     tasks = sorted({example.task for example in examples})
     if len(tasks) > 1:
         raise ValueError(f"label_candidates: examples of several tasks {tasks}; label one task at a time")
-    scores = score_turns(tasks[0], [text for _, _, text in flat], [example for example, _, _ in flat],
-                         heuristic=heuristic) if flat else []
+    actions = [Action(a) for a in classifier.classify([text for _, _, text in flat],
+                                                      [example for example, _, _ in flat])] if flat else []
+    answers = [k for k, ((example, _, _), action) in enumerate(zip(flat, actions))
+               if action is example.action is Action.ANSWER]
+    scores = [1.0 if action is example.action else 0.0 for (example, _, _), action in zip(flat, actions)]
+    values = score_turns(tasks[0], [flat[k][2] for k in answers], [flat[k][0] for k in answers],
+                         heuristic=heuristic) if answers else []
+    for k, value in zip(answers, values):
+        scores[k] = float(value)
     scored: dict[str, list[ScoredSample]] = {example.id: [] for example in examples}
     for (example, index, text), score in zip(flat, scores):
         scored[example.id].append(ScoredSample(example.id, index, text, float(score)))
@@ -190,7 +205,7 @@ def pair_candidates(examples: Sequence[Example], scored: Sequence[Sequence[Score
     return pairs, counts
 
 
-def build_irpo_pairs(examples: Sequence[Example], backend: ChatBackend, heuristic: Any, *, n: int,
+def build_irpo_pairs(examples: Sequence[Example], backend: ChatBackend, heuristic: Any, classifier: Any, *, n: int,
                      params: SamplingParams, threshold: float, seed: int, iteration: int, pairs_per_prompt: int = 1,
                      instruction: str | None = None, gold_fallback: bool = False
                      ) -> tuple[list[PreferencePair], dict[str, int]]:
@@ -201,7 +216,7 @@ def build_irpo_pairs(examples: Sequence[Example], backend: ChatBackend, heuristi
         (``len(examples) * n``) and ``empty_samples`` = those dropped as empty.
     """
     samples = sample_candidates(examples, backend, n, params, instruction)
-    scored = label_candidates(examples, samples, heuristic)
+    scored = label_candidates(examples, samples, heuristic, classifier)
     pairs, counts = pair_candidates(examples, scored, threshold=threshold, seed=seed, iteration=iteration,
                                     pairs_per_prompt=pairs_per_prompt, instruction=instruction,
                                     gold_fallback=gold_fallback)

@@ -5,8 +5,10 @@
 1. load M_t (t = 0: ``trainer.init_policy``, e.g. an SFT policy, else the base student; t > 0:
    ``iter_<t-1>/policy``) and sample ``trainer.num_samples`` replies per training prompt at
    ``trainer.temperature`` (seed ``cfg.seed + 1_000_000 * t``);
-2. label each reply by the task heuristic H against the gold reply (turn level) and pair a correct one
-   (H >= ``trainer.threshold``) with an incorrect one per prompt (``generation.irpo_pairs``), writing
+2. label each reply at the turn level (``methods.irpo.pairs``: the action classifier ``cfg.classifier`` must give
+   the gold action; an answer is then scored by the task heuristic H against the gold answer) and pair a correct one
+   (H >= the task's success threshold, ``training.task_success``; ``trainer.threshold`` overrides) with an
+   incorrect one per prompt (``generation.irpo_pairs``), writing
    ``iter_<t>/pairs.jsonl`` and ``iter_<t>/pair_counts.json``;
 3. :func:`~clarifylab.training.dpo_recipe.run_dpo` on those pairs with ``init_policy = M_t`` (also the reference) and
    the loss DPO + ``trainer.alpha`` · length-normalised NLL(winner) (alpha = 1, the paper), saving M_{t+1} to
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,26 +62,40 @@ def is_iteration_done(directory: Path) -> bool:
 def iteration_config(cfg: Any, iteration: int, init_policy: str | None) -> Any:
     """The DPO sub-config of iteration t: ``output_dir = iter_<t>``, ``trainer.init_policy = M_t``,
     ``trainer.pairs_path = iter_<t>/pairs.jsonl``, ``resume = null``; loggers writing into the top-level
-    run directory are moved into ``iter_<t>`` (interpolated ``${output_dir}`` follows by itself)."""
+    run directory are moved into ``iter_<t>`` (interpolated ``${output_dir}`` follows by itself); a W&B logger
+    gets its own run per iteration, named ``<name>-iter<t>`` and grouped under ``<name>`` (``run_irpo``
+    finishes each iteration's run, so the next one starts a new run with a new id)."""
     directory = iteration_dir(cfg.output_dir, iteration)
     sub = OmegaConf.merge(cfg, {"output_dir": str(directory), "resume": None,
                                 "trainer": {"init_policy": init_policy, "pairs_path": str(directory / "pairs.jsonl"),
-                                            "name": f"{cfg.trainer.get('name', 'irpo')}/iter_{iteration}"}})
-    for key, logger in (sub.get("logger") or {}).items():
+                                            "name": f"{cfg.trainer.name}/iter_{iteration}"}})
+    for key, logger in (sub.logger or {}).items():
         if logger is not None and "save_dir" in logger and str(logger.save_dir) == str(cfg.output_dir):
             sub.logger[key].save_dir = str(directory)
+        if logger is not None and str(logger.get("_target_", "")).endswith("WandbLogger"):
+            name = logger.get("name") or cfg.trainer.name
+            sub.logger[key].name = f"{name}-iter{iteration}"
+            sub.logger[key].group = logger.get("group") or name
     return sub
+
+
+def finish_wandb_run() -> None:
+    """End the process's active W&B run, if any (a WandbLogger reuses an active run instead of starting one)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def _sampling_device(cfg: Any) -> str:
     import torch
 
-    accelerator = str((cfg.get("hardware") or {}).get("accelerator", "cpu"))
+    accelerator = str(cfg.hardware.accelerator)
     return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
 def load_sampling_policy(cfg: Any, init_policy: str | None) -> tuple[Any, Any]:
-    """M_t for sampling: the saved policy ``init_policy`` (adapter merged) or the base ``cfg.student``."""
+    """M_t for sampling: the saved policy ``init_policy`` (its adapter stages unmerged, so the samples come from
+    exactly the M_t that iteration t trains from) or the base ``cfg.student``."""
     from hydra.utils import instantiate
 
     from clarifylab.models import load_model_and_tokenizer, load_policy
@@ -87,7 +104,7 @@ def load_sampling_policy(cfg: Any, init_policy: str | None) -> tuple[Any, Any]:
         if not Path(init_policy).is_dir():
             raise ConfigError(f"trainer.init_policy={init_policy!r} is not a directory: pass the `policy` folder "
                               "of an earlier train.py run (e.g. <sft run dir>/policy) or null")
-        model, tokenizer, _ = load_policy(init_policy, cfg.paths.cache_dir, merge=True)
+        model, tokenizer, _ = load_policy(init_policy, cfg.paths.cache_dir)  # unmerged: exactly M_t
     else:
         model, tokenizer = load_model_and_tokenizer(instantiate(cfg.student, _convert_="all"), cfg.paths.cache_dir)
     return model.to(_sampling_device(cfg)).eval(), tokenizer
@@ -110,20 +127,24 @@ def build_iteration_pairs(cfg: Any, iteration: int, init_policy: str | None, exa
     into ``iter_<t>``; return the counts (see :func:`~clarifylab.methods.irpo.pairs.pair_candidates`)."""
     from clarifylab.backends.base import SamplingParams
     from clarifylab.backends.transformers_backend import TransformersBackend
+    from clarifylab.backends.accounting import UsageMeter
+    from clarifylab.evaluation.components import build_classifier
     from clarifylab.methods.irpo.pairs import build_irpo_pairs
     from clarifylab.training.preference_data import write_pairs
+    from clarifylab.training.task_success import success_threshold
 
     t = cfg.trainer
     directory = iteration_dir(cfg.output_dir, iteration)
     model, tokenizer = load_sampling_policy(cfg, init_policy)
     backend = (backend_factory(model, tokenizer, iteration) if backend_factory is not None else
-               TransformersBackend(model, tokenizer, batch_size=int(t.get("sample_batch_size", 16))))
+               TransformersBackend(model, tokenizer, batch_size=t.sample_batch_size))
     params = SamplingParams(max_new_tokens=int(t.max_new_tokens), temperature=float(t.temperature),
-                            top_p=float(t.get("top_p", 1.0)), seed=int(cfg.seed) + SEED_STRIDE * iteration)
+                            top_p=float(t.top_p), seed=int(cfg.seed) + SEED_STRIDE * iteration)
     pairs, counts = build_irpo_pairs(
-        examples, backend, heuristic, n=int(t.num_samples), params=params, threshold=float(t.threshold),
-        seed=int(cfg.seed), iteration=iteration, pairs_per_prompt=int(t.get("pairs_per_prompt", 1)),
-        instruction=cfg.dataset.get("instruction"), gold_fallback=bool(t.get("gold_fallback", False)))
+        examples, backend, heuristic, build_classifier(cfg, UsageMeter()), n=int(t.num_samples), params=params,
+        threshold=success_threshold(examples[0].task, t.threshold),
+        seed=int(cfg.seed), iteration=iteration, pairs_per_prompt=t.pairs_per_prompt,
+        instruction=cfg.dataset.instruction, gold_fallback=t.gold_fallback)
     _free(model, backend)
     directory.mkdir(parents=True, exist_ok=True)
     write_pairs(directory / "pairs.jsonl", pairs)
@@ -140,9 +161,12 @@ def sampling_settings(cfg: Any, iteration: int, init_policy: str | None) -> dict
     re-run only when these are unchanged (e.g. not after editing ``trainer.threshold``)."""
     t, dataset = cfg.trainer, cfg.dataset
     keys = ("num_samples", "temperature", "top_p", "max_new_tokens", "threshold", "pairs_per_prompt")
+    classifier = cfg.classifier  # the labels depend on A
     return {"seed": int(cfg.seed), "iteration": iteration, "init_policy": init_policy,
-            **{key: t.get(key) for key in keys},
-            "dataset": {key: dataset.get(key) for key in ("name", "train_split", "max_train_examples", "instruction")}}
+            **{key: t[key] for key in keys},
+            "classifier": OmegaConf.to_container(classifier, resolve=True) if OmegaConf.is_config(classifier)
+            else classifier,
+            "dataset": {key: dataset[key] for key in ("name", "train_split", "max_train_examples", "instruction")}}
 
 
 def _saved_pairs_match(directory: Path, settings: dict[str, Any]) -> bool:
@@ -175,8 +199,8 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
             ``trainer.sample_batch_size``.
     """
     from clarifylab.data.registry import load_dataset_split
-    from clarifylab.metrics.task_heuristics import heuristic_for
     from clarifylab.training.dpo_recipe import run_dpo
+    from clarifylab.training.task_success import heuristic_from_config
 
     t = cfg.trainer
     iterations = int(t.iterations)
@@ -185,7 +209,7 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
     if float(t.temperature) <= 0:
         raise ConfigError(f"trainer.temperature={t.temperature}: IRPO samples N replies per prompt and needs "
                           "temperature > 0")
-    if t.get("precompute_reference"):
+    if t.precompute_reference:
         raise ConfigError("trainer.precompute_reference=true is not supported by trainer=irpo (each iteration has "
                           "a new reference M_t); set it to false")
     output_dir = Path(cfg.output_dir)
@@ -193,7 +217,7 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
     dataset = cfg.dataset
     examples: list[Any] | None = None
     heuristic = None
-    init_policy = t.get("init_policy")
+    init_policy = t.init_policy
     result: dict[str, float] = {}
     counts_by_iteration: dict[int, dict[str, int]] = {}
     for iteration in range(iterations):
@@ -212,10 +236,10 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
         else:
             if examples is None:
                 examples = load_dataset_split(dataset, dataset.train_split, cfg.paths,
-                                              max_examples=dataset.get("max_train_examples"))
+                                              max_examples=dataset.max_train_examples)
                 if not examples:
                     raise ConfigError(f"dataset {dataset.name!r} split {dataset.train_split!r} has no examples")
-                heuristic = heuristic_for(examples[0].task, data_dir=(cfg.get("paths") or {}).get("data_dir"))
+                heuristic = heuristic_from_config(examples[0].task, cfg.paths)
             (directory / "sampling.json").unlink(missing_ok=True)
             counts = build_iteration_pairs(cfg, iteration, init_policy, examples, heuristic, backend_factory)
             write_json(directory / "sampling.json", settings)
@@ -226,7 +250,10 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
                 f"reply ({counts['skipped_all_correct']} all correct, {counts['skipped_all_incorrect']} all "
                 f"incorrect; see {directory / 'pair_counts.json'}); raise trainer.num_samples or "
                 "trainer.temperature, or change trainer.threshold")
-        result = run_dpo(iteration_config(cfg, iteration, init_policy), extra_callbacks=extra_callbacks)
+        try:
+            result = run_dpo(iteration_config(cfg, iteration, init_policy), extra_callbacks=extra_callbacks)
+        finally:
+            finish_wandb_run()  # iteration t's W&B run ends with it
         write_json(directory / "metrics.json", result)
         init_policy = str(directory / "policy")
     _link_final_policy(output_dir, iteration_dir(output_dir, iterations - 1) / "policy")
