@@ -6,8 +6,9 @@
     python evaluate.py policy=openai policy.model=<served name> baseline=standard   # any OpenAI-compatible endpoint
     python evaluate.py --multirun baseline=standard,cot,proactive seed=0,1    # then experiments/report.py multirun/...
 
-Writes metrics.json, metrics.csv, results.md and trajectories.jsonl to the run directory (plus a W&B
-trajectory table with logger=wandb) and returns the trajectory-level H (for sweepers).
+``protocol`` (conf/protocol/) names the evaluation that runs; the default, ``multiturn``, writes metrics.json,
+metrics.csv, results.md and trajectories.jsonl to the run directory (plus a W&B trajectory table with
+logger=wandb) and returns the trajectory-level H (``protocol.objective``, for sweepers).
 """
 
 import sys
@@ -28,11 +29,10 @@ apply_offline_defaults()
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @entry_point
 def main(cfg: DictConfig) -> float:
-    from clarifylab.evaluation.policy_eval import run_policy_evaluation
-
     check_inputs(cfg)
-    metrics = run_policy_evaluation(cfg)
-    return metrics["trajectory_h"]
+    runner = hydra.utils.get_method(cfg.protocol.runner)
+    metrics = runner(cfg)
+    return metrics[cfg.protocol.objective]
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ register_resolvers()
 # group -> the entry point config that selects it
 GROUPS = {"trainer": "train", "dataset": "train", "student": "train", "simulator": "train", "classifier": "train",
           "hardware": "train", "task": "generate", "baseline": "evaluate",
-          "ablation": "train", "policy": "evaluate", "teacher": "train"}
+          "ablation": "train", "policy": "evaluate", "teacher": "train", "protocol": "evaluate"}
 # options whose YAML leaves a ??? that the user must set
 NEEDS = {("student", "hub"): ["student.name_or_path=org/model"], ("student", "local"): ["student.name_or_path=/m"],
          ("policy", "openai"): ["policy.model=served"],
@@ -230,3 +230,11 @@ def test_every_command_the_act_sweep_plans_validates():
                          scale=scale):
             script, *args = step.argv
             validate_config(compose_cfg(config_of[script], [a for a in args if not a.startswith("hydra.run.dir")]))
+
+
+def test_evaluate_runs_the_protocols_runner_and_a_misspelled_protocol_key_fails():
+    cfg = compose_cfg("evaluate", [])
+    assert cfg.protocol.runner == "clarifylab.evaluation.policy_eval.run_policy_evaluation"
+    assert cfg.protocol.objective == "trajectory_h"
+    assert validation_error("evaluate", ["+protocol.objectiv=x"]).startswith(
+        "protocol.objectiv is not an option of protocol=multiturn")

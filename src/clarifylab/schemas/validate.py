@@ -2,7 +2,7 @@
 
 ``validate_config(cfg)`` runs first inside ``config.entry_point``. For every config group the defaults list
 selected (``trainer``, ``dataset``, ``student``, ``simulator``, ``classifier``, ``hardware``, ``task``,
-``baseline``, ``ablation``, ``policy``, ``teacher``, and the same groups nested in a task, e.g. ``task.dataset``)
+``baseline``, ``ablation``, ``policy``, ``teacher``, ``protocol``, and the same groups nested in a task, e.g. ``task.dataset``)
 it checks, in this order:
 
 1. keys: every key of the node is a field of its schema (a stray or misspelled key fails, naming the full key
@@ -36,6 +36,7 @@ from clarifylab.schemas.classifier import CLASSIFIERS
 from clarifylab.schemas.dataset import DATASETS
 from clarifylab.schemas.hardware import HardwareSchema
 from clarifylab.schemas.policy import LocalPolicySchema
+from clarifylab.schemas.protocol import PROTOCOLS
 from clarifylab.schemas.simulator import SIMULATORS
 from clarifylab.schemas.trainer import TRAINERS
 
@@ -231,6 +232,7 @@ GROUP_CHECKS: dict[str, Callable[[Mapping[str, Any], str], None]] = {
     "ablation": lambda value, path: check_dataclass(value, AblationSchema, path, "ablation"),
     "policy": _policy,
     "teacher": _teacher,
+    "protocol": _by_name(PROTOCOLS, "protocol", "evaluation protocol"),
 }
 
 
