@@ -15,7 +15,7 @@ DEMO   ?= outputs/demo
 # -qq: errors only (this machine's pip config prints a warning per package for absent local indexes)
 PIP_FLAGS ?= -qq --disable-pip-version-check
 
-.PHONY: venv demo test test-slow lint clean-demo
+.PHONY: venv demo demo-seeds test test-slow lint clean-demo
 
 venv: $(STAMP)
 
@@ -30,26 +30,15 @@ $(STAMP): requirements/torch-cpu.txt requirements/cpu.txt requirements/models.tx
 	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $(STAMP)
 
-# The main job: synthetic corpus -> SFT of SmolLM2-135M-Instruct (LoRA, CPU) -> ACT Alg. 1 pairs written by
-# SmolLM2 as M -> ACT (Alg. 2) from the SFT policy -> evaluate base, SFT and ACT -> one table.
+# The main job (experiments/demo_pipeline.py, resumable): on dataset=synthetic_lookup (lookups over small tables; the
+# base model's accuracy on the fully specified questions is measured first) -> SFT of SmolLM2-135M-Instruct (LoRA,
+# CPU) -> ACT Alg. 1 pairs written by SmolLM2 as M -> ACT Alg. 2 from the SFT policy -> evaluate base, SFT and ACT ->
+# one table, ACT's branch counts, curves.png. `make demo-seeds` runs the same for seeds 0 1 2 (README).
 demo: $(STAMP)
-	@echo "== 1/6 synthetic corpus =="
-	$(BIN)/python generate.py task=synthetic_tables
-	@echo "== 2/6 SFT of SmolLM2-135M-Instruct with LoRA (converts the bundled GGUF once) =="
-	$(BIN)/python train.py experiment=demo hydra.run.dir=$(DEMO)/sft reuse_run_dir=true
-	@echo "== 3/6 ACT Alg. 1: contrastive action pairs, losing replies written by SmolLM2 =="
-	$(BIN)/python generate.py task=act_pairs task.max_examples=48 task.k=2 task.max_new_tokens=32 \
-	    'task.splits=[train]' task.out_dir=$(DEMO)/act_pairs hydra.run.dir=$(DEMO)/act_pairs/run reuse_run_dir=true
-	@echo "== 4/6 ACT Alg. 2: on-policy DPO from the SFT policy (oracle user simulator) =="
-	$(BIN)/python train.py experiment=demo_act sft_policy=$(DEMO)/sft/policy act_pairs_dir=$(DEMO)/act_pairs \
-	    hydra.run.dir=$(DEMO)/act reuse_run_dir=true
-	@echo "== 5/6 evaluate the base model, the SFT policy and the ACT policy =="
-	$(BIN)/python evaluate.py experiment=demo label=base hydra.run.dir=$(DEMO)/eval_base reuse_run_dir=true
-	$(BIN)/python evaluate.py experiment=demo label=sft policy_dir=$(DEMO)/sft/policy hydra.run.dir=$(DEMO)/eval_sft reuse_run_dir=true
-	$(BIN)/python evaluate.py experiment=demo label=act policy_dir=$(DEMO)/act/policy hydra.run.dir=$(DEMO)/eval_act reuse_run_dir=true
-	@echo "== 6/6 results =="
-	$(BIN)/python experiments/report.py $(DEMO)/eval_base $(DEMO)/eval_sft $(DEMO)/eval_act --out $(DEMO)/results.md
-	@echo "outputs: $(DEMO)/ (sft/, act/ = checkpoints, policy, W&B offline run; act/act_samples = on-policy samples; eval_*/ = metrics and trajectories)"
+	$(BIN)/python experiments/demo_pipeline.py --out $(DEMO)
+
+demo-seeds: $(STAMP)
+	$(BIN)/python experiments/demo_pipeline.py --out outputs/demo_seeds --seeds 0 1 2
 
 # Fast unit tests (tiny random models). CI runs exactly this.
 test: $(STAMP)

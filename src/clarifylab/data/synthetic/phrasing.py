@@ -5,6 +5,9 @@ template with a slot left out never mentions that slot's value: a missing compan
 a missing metric is "figure"/"number", a missing year or year pair is simply absent. Sums always say
 "all companies", so "the company" (one unnamed company) stays distinguishable from a total.
 
+A year, when named, comes before the value in a natural reply ("In 2019, Varnex reported 85."), so the
+number a reply ends with is the answer (the task heuristic H reads the last number).
+
 Fields: ``{owner}`` = "Varnex's" or "the company's", ``{entity}``, ``{metric}``, ``{denominator}``,
 ``{year}``, ``{start}``, ``{end}``.
 """
@@ -18,13 +21,13 @@ from clarifylab.data.synthetic.table import capitalize_first
 
 QUESTION_TEMPLATES: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("lookup", None): ("What was {owner} {metric} in {year}?",
-                       "How much {metric} did {entity} report in {year}?",
+                       "In {year}, how much {metric} did {entity} report?",
                        "Give me {owner} {metric} for {year}."),
     ("lookup", "entity"): ("What was the company's {metric} in {year}?",
-                           "How much {metric} did the company report in {year}?",
+                           "In {year}, how much {metric} did the company report?",
                            "Give me the company's {metric} for {year}."),
     ("lookup", "metric"): ("What was {owner} figure in {year}?",
-                           "What number did {entity} report for {year}?",
+                           "In {year}, what number did {entity} report?",
                            "Give me {owner} value for {year}."),
     ("lookup", "year"): ("What was {owner} {metric} that year?",
                          "How much {metric} did {entity} report for the year?",

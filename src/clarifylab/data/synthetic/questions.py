@@ -156,6 +156,21 @@ def sample_spec(table: SyntheticTable, rng: random.Random, variants: tuple[str, 
     return QuestionSpec(kind, metric=rng.choice(table.metrics), year=start, entity=entity, end_year=end)
 
 
+def variants_of(kinds: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
+    """The question variants of ``kinds`` (``None``: every kind, the default mix of :func:`sample_spec`).
+
+    ``variants_of(["lookup", "ratio"])`` -> ``("lookup", "ratio_metrics", "ratio_years")``; an unknown or
+    repeated kind raises ``ValueError``.
+    """
+    if kinds is None:
+        return None
+    kinds = list(kinds)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds must be distinct names from {list(KINDS)}, got {kinds}")
+    return tuple(v for v in VARIANTS if (v if not v.startswith("ratio") else "ratio") in kinds)
+
+
 def year_pairs(table: SyntheticTable) -> list[tuple[int, int]]:
     """All (start, end) pairs of the table's years with start < end, in chronological order."""
     return [(a, b) for i, a in enumerate(table.years) for b in table.years[i + 1:]]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 UNIT = "$ million"
+LAYOUTS = ("grid", "sentences")  # how a table is written into an Example's context (SyntheticTable.render)
 YEARS_PER_TABLE = 3
 FIRST_YEARS = range(2015, 2023)  # a table covers FIRST_YEAR .. FIRST_YEAR + 2
 
@@ -76,6 +77,23 @@ class SyntheticTable:
                 lines.append("|".join([entity, capitalize_first(metric), *cells]))
         return "\n".join(lines)
 
+    def sentences(self) -> str:
+        """One sentence per cell, worded like a lookup question, so a small model can copy the value.
+
+        Values are written as answers are (:func:`format_answer`: no trailing zeros). Example::
+
+            Varnex's revenue in 2019 was 41 million.
+            Varnex's revenue in 2020 was 45.5 million.
+        """
+        return "\n".join(f"{entity}'s {metric} in {year} was {format_answer(self.value(entity, metric, year))} million."
+                          for entity in self.entities for metric in self.metrics for year in self.years)
+
+    def render(self, layout: str) -> str:
+        """The table as context text: ``layout`` is ``"grid"`` (:meth:`linearize`) or ``"sentences"``."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown table layout {layout!r}; expected one of {LAYOUTS}")
+        return self.linearize() if layout == "grid" else self.sentences()
+
 
 def capitalize_first(text: str) -> str:
     """Upper-case the first character only ("net income" -> "Net income", "R&D expense" unchanged)."""
@@ -114,12 +132,13 @@ def company_names(rng: random.Random, count: int) -> tuple[str, ...]:
 
 
 def generate_table(table_id: str, rng: random.Random, n_entities: int | None = None,
-                   n_metrics: int | None = None) -> SyntheticTable:
+                   n_metrics: int | None = None, whole_numbers: bool = False) -> SyntheticTable:
     """A random table with 2-3 companies (or ``n_entities``), 2-3 metrics (or ``n_metrics``) and 3 years.
 
     Each company gets a base revenue of 30-95 $ million (few digits keep prompts short) and a yearly
     growth of -8 %..+20 %; each metric is a company-specific share of revenue (``METRIC_REVENUE_SHARE``)
-    with ±10 % yearly noise. Every value is at least 1.0, so ratios are always defined.
+    with ±10 % yearly noise. Every value is at least 1.0, so ratios are always defined. ``whole_numbers``
+    rounds every value to a whole $ million (same random draws, so the layout of the table is unchanged).
     """
     n_entities = n_entities if n_entities is not None else rng.randint(2, 3)
     n_metrics = n_metrics if n_metrics is not None else rng.randint(2, 3)
@@ -138,6 +157,7 @@ def generate_table(table_id: str, rng: random.Random, n_entities: int | None = N
         for year in years:
             for metric in metrics:
                 noise = 1.0 if metric == "revenue" else rng.uniform(0.9, 1.1)
-                tenths[(entity, metric, year)] = max(10, round(revenue * shares[metric] * noise * 10))
+                value = revenue * shares[metric] * noise
+                tenths[(entity, metric, year)] = max(10, round(value) * 10 if whole_numbers else round(value * 10))
             revenue *= 1.0 + rng.uniform(-0.08, 0.2)
     return SyntheticTable(table_id=table_id, entities=entities, metrics=metrics, years=years, tenths=tenths)
