@@ -6,7 +6,7 @@
 
 Each path is an evaluate.py output directory or any folder above some (found recursively by their
 metrics.json). Runs that differ only in their seeds are averaged, with ± std and a `runs` count; runs that
-differ in anything else recorded in metrics.json (split, data file or its hash, trainer, ablation, pairs,
+differ in anything else recorded in metrics.json (split, data file or its hash, trainer, act_ablation, pairs,
 conversations, simulator, ...: clarifylab.evaluation.tables.GROUP_BY) are separate rows.
 Prints a rich table and writes Markdown (--out) and CSV (--csv, default: --out with .csv).
 """

@@ -25,7 +25,7 @@ def run(*args: str, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None)
 def test_help_lists_every_config_group():
     result = run("train.py", "--help")
     assert result.returncode == 0, result.stderr
-    for group in ("student", "teacher", "dataset", "ablation", "trainer", "simulator", "classifier", "logger",
+    for group in ("student", "teacher", "dataset", "act_ablation", "trainer", "simulator", "classifier", "logger",
                   "hardware", "paths", "experiment"):
         assert f"{group}:" in result.stdout, group
 

@@ -22,6 +22,21 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
+def temporary_directory(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """Create a new, empty directory ``<parent>/<prefix><8 hex>`` with mode 0777 & ~umask, as ``mkdir`` would (not
+    ``tempfile.mkdtemp``'s owner-only 0700): where a folder is assembled before it is moved into place whole (a
+    saved policy, the converted SmolLM2 cache), so the result is as readable as any other output."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(tmp, 0o777)
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing and move it over ``path`` on success.

@@ -17,8 +17,10 @@ register_resolvers()
 # group -> the primary config that uses it
 GROUPS = {
     "paths": "train", "hardware": "train", "logger": "train", "student": "train", "teacher": "train",
-    "dataset": "train", "trainer": "train", "ablation": "train", "simulator": "train", "classifier": "train",
+    "dataset": "train", "trainer": "train", "act_ablation": "train", "simulator": "train", "classifier": "train",
     "experiment": "train", "task": "generate", "policy": "evaluate", "baseline": "evaluate",
+    "protocol": "evaluate",
+    "ablation": "generate",  # the teacher-student strategies: a node of task=ts_curriculum (ablation@task.ablation)
 }
 # options that only make sense together with others
 EXTRA_OVERRIDES = {("student", "hub"): ["student.name_or_path=org/model"],
@@ -76,20 +78,24 @@ def test_every_group_has_options():
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_option_composes_and_resolves(group, option):
     overrides = [f"{group}={option}"] + EXTRA_OVERRIDES.get((group, option), [])
+    if group == "ablation":
+        overrides = ["task=ts_curriculum", f"ablation@task.ablation={option}"]
     if GROUPS[group] in ("generate", "evaluate"):
         cfg, container = compose_resolved(GROUPS[group], overrides)
     else:
         cfg, container = compose_resolved("train", overrides)
         if (group, option) not in TRAIN_ONLY:
             compose_resolved("evaluate", [o for o in overrides
-                                          if not o.startswith(("trainer", "teacher", "ablation"))])
+                                          if not o.startswith(("trainer", "teacher", "act_ablation"))])
     for target in targets(container):
         get_object(target)  # importable
     if GROUPS[group] == "train":
         get_method(container["trainer"]["recipe"])
-    assert cfg.hydra.runtime.choices[group] == option
+    assert cfg.hydra.runtime.choices["ablation@task.ablation" if group == "ablation" else group] == option
     literals, named = own_values(group, option)
     composed = OmegaConf.create(container)
+    if group == "ablation":  # checked where it is composed: under task
+        composed = OmegaConf.create({"ablation": container["task"]["ablation"]})
     if not named:  # an empty option (logger=none): the group node is empty
         assert not container.get(group), container.get(group)
     overridden = {o.split("=", 1)[0] for o in overrides}

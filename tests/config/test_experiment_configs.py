@@ -71,9 +71,9 @@ def test_composes_with_train_and_names_importable_targets(name):
 def test_selects_trainer_ablation_dataset(name):
     cfg, container = compose_resolved("train", overrides_for(name))
     trainer, ablation, dataset = TRAIN_EXPERIMENTS[name]
-    assert (container["trainer"]["name"], container["ablation"]["name"], container["dataset"]["name"]) == \
+    assert (container["trainer"]["name"], container["act_ablation"]["name"], container["dataset"]["name"]) == \
         (trainer, ablation, dataset)
-    assert cfg.hydra.runtime.choices.ablation == ablation
+    assert cfg.hydra.runtime.choices.act_ablation == ablation
     assert container["dataset"]["conversations"] == 50
 
 

@@ -28,7 +28,8 @@ register_resolvers()
 # group -> the entry point config that selects it
 GROUPS = {"trainer": "train", "dataset": "train", "student": "train", "simulator": "train", "classifier": "train",
           "hardware": "train", "task": "generate", "baseline": "evaluate",
-          "ablation": "train", "policy": "evaluate", "teacher": "train", "protocol": "evaluate"}
+          "act_ablation": "train", "policy": "evaluate", "teacher": "train", "protocol": "evaluate",
+          "ablation": "generate"}  # the teacher-student strategies: composed inside task=ts_curriculum
 # options whose YAML leaves a ??? that the user must set
 NEEDS = {("student", "hub"): ["student.name_or_path=org/model"], ("student", "local"): ["student.name_or_path=/m"],
          ("policy", "openai"): ["policy.model=served"],
@@ -69,6 +70,11 @@ OPTION_CASES = [(group, option) for group in GROUPS for option in options(group)
 
 @pytest.mark.parametrize(("group", "option"), OPTION_CASES, ids=[f"{g}={o}" for g, o in OPTION_CASES])
 def test_every_group_option_validates(group, option):
+    if group == "ablation":
+        cfg = compose_cfg("generate", ["task=ts_curriculum", f"ablation@task.ablation={option}"])
+        assert ("ablation", "task.ablation") in selected_groups(cfg)
+        validate_config(cfg)
+        return
     cfg = compose_cfg(GROUPS[group], [f"{group}={option}", *NEEDS.get((group, option), [])])
     assert (group, group) in selected_groups(cfg)  # the check below really covers this group
     validate_config(cfg)
@@ -84,7 +90,12 @@ def test_fragment_alone_is_refused():
     assert message.startswith("dataset.conversations is not an option of dataset=synthetic_tables")
 
 
-@pytest.mark.parametrize("name", [name for name in experiments() if name not in FRAGMENTS])
+# experiments of generate.py / evaluate.py only (validated in tests/methods/ts/test_ts_configs.py)
+NOT_TRAINING = {"ts/build_tatqa", "ts/build_wtq", "ts/cpu_build_tatqa", "ts/cpu_build_wtq", "ts/benchmark",
+                "ts/cpu_benchmark"}
+
+
+@pytest.mark.parametrize("name", [name for name in experiments() if name not in FRAGMENTS | NOT_TRAINING])
 def test_every_experiment_validates_for_training(name):
     """Experiments override values of every group; ``demo_act`` used to inherit SFT's ``sample_generations``."""
     cfg = compose_cfg("train", [f"experiment={name}", *EXPERIMENT_NEEDS])
@@ -140,7 +151,8 @@ MISSPELLED = [
     ("evaluate", ["+policy.batchsize=2"], "policy.batchsize", "policy (kind: transformers)", "batch_size"),
     ("evaluate", ["policy=openai", "policy.model=m", "+policy.max_token=2"], "policy.max_token",
      "a backend of kind openai", "max_tokens_param"),
-    ("train", ["ablation=no_simulation", "+ablation.on_polcy=false"], "ablation.on_polcy", "ablation", "on_policy"),
+    ("train", ["act_ablation=no_simulation", "+act_ablation.on_polcy=false"], "act_ablation.on_polcy", "act_ablation",
+     "on_policy"),
     ("generate", ["task=dpo_dist_pairs", "+task.weak.batchsize=1"], "task.weak.batchsize",
      "a backend of kind transformers", "batch_size"),
     ("generate", ["task=synthetic_tables", "+task.sed=1"], "task.sed",
@@ -196,7 +208,7 @@ def test_a_removed_key_fails_instead_of_falling_back_to_a_code_default():
 
 def test_unknown_names_list_the_schemas():
     assert validation_error("train", ["trainer.name=actt"]).startswith(
-        "trainer.name='actt' is not a known trainer; choose one of ['act', 'dpo', 'irpo', 'sft']")
+        f"trainer.name='actt' is not a known trainer; choose one of {sorted(TRAINERS)}")
 
 
 def test_every_dataset_the_registry_loads_has_a_schema():

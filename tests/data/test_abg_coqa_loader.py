@@ -138,7 +138,8 @@ def test_missing_file_names_path_and_options(tmp_path):
 
 def test_registry_splits_by_story():
     cfg = OmegaConf.create({"name": "abg_coqa", "path": str(FIXTURE), "eval_fraction": 0.5, "split_seed": 0,
-                            "val_conversations": 0, "conversations": None, "subset_seed": 0})
+                            "val_conversations": 0, "conversations": None, "subset_seed": 0,
+                            "max_context_chars": None})
     train, test = load_dataset_split(cfg, "train", None), load_dataset_split(cfg, "test", None)
     assert sorted(e.id for e in train + test) == ["storyone|3|2", "storyone|4|2", "storytwo|1|1", "storytwo|2|1"]
     assert len({e.meta["conversation_id"] for e in train}) == len({e.meta["conversation_id"] for e in test}) == 1
@@ -161,7 +162,8 @@ def test_a_passage_under_two_story_ids_is_one_conversation(tmp_path):
     assert [e.meta["story_id"] for e in loaded] == ["storyone", "storyone", "storytwo", "storytwo", "astoryone"]
     assert loaded[0].meta["passage_key"] == loaded[4].meta["passage_key"] != loaded[2].meta["passage_key"]
     cfg = OmegaConf.create({"name": "abg_coqa", "path": str(path), "eval_fraction": 0.5, "split_seed": 0,
-                            "val_conversations": 0, "conversations": None, "subset_seed": 0})
+                            "val_conversations": 0, "conversations": None, "subset_seed": 0,
+                            "max_context_chars": None})
     train, test = load_dataset_split(cfg, "train", None), load_dataset_split(cfg, "test", None)
     assert sorted([len(train), len(test)]) == [2, 3]                 # 2 conversations: storytwo | both storyones
     assert {e.meta["passage_key"] for e in train}.isdisjoint({e.meta["passage_key"] for e in test})

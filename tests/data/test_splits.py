@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError
 
 from clarifylab.data.schema import Action, Example, Turn
 from clarifylab.data.splits import (
@@ -20,6 +21,12 @@ from clarifylab.data.splits import (
 from clarifylab.errors import ConfigError, DataFormatError
 
 IDS = [f"dialogue-{i:03d}" for i in range(300)]
+# Values of these tests (the shipped ones live in conf/dataset/*.yaml alone: SplitPlan has no defaults).
+PLAN = {"eval_fraction": 0.2, "split_seed": 0, "val_conversations": 10, "conversations": None, "subset_seed": 0}
+
+
+def plan_with(**changes) -> SplitPlan:
+    return SplitPlan(**{**PLAN, **changes})
 
 
 def test_unit_hash_is_fixed_and_uniform():
@@ -83,7 +90,7 @@ def test_subset_errors_name_the_option():
 
 
 def test_conversation_splits_partition_the_ids():
-    plan = SplitPlan(eval_fraction=0.2, val_conversations=10)
+    plan = plan_with(eval_fraction=0.2, val_conversations=10)
     splits = conversation_splits(IDS, plan)
     assert (len(splits["test"]), len(splits["validation"]), len(splits["train"])) == (60, 10, 230)
     assert set(splits["train"]) | set(splits["validation"]) | set(splits["test"]) == set(IDS)
@@ -92,28 +99,46 @@ def test_conversation_splits_partition_the_ids():
 
 
 def test_validation_does_not_depend_on_the_training_subset():
-    base = conversation_splits(IDS, SplitPlan())
-    for plan in (SplitPlan(conversations=50), SplitPlan(conversations=100, subset_seed=7)):
+    base = conversation_splits(IDS, plan_with())
+    for plan in (plan_with(conversations=50), plan_with(conversations=100, subset_seed=7)):
         splits = conversation_splits(IDS, plan)
         assert splits["validation"] == base["validation"] and splits["test"] == base["test"]
         assert set(splits["train"]) <= set(base["train"])
-    fifty, hundred = (set(conversation_splits(IDS, SplitPlan(conversations=n))["train"]) for n in (50, 100))
+    fifty, hundred = (set(conversation_splits(IDS, plan_with(conversations=n))["train"]) for n in (50, 100))
     assert fifty < hundred
 
 
 def test_conversation_splits_need_a_training_conversation():
     with pytest.raises(ConfigError, match="dataset.val_conversations=8 leaves no training conversation"):
-        conversation_splits(IDS[:10], SplitPlan(eval_fraction=0.2, val_conversations=8))
+        conversation_splits(IDS[:10], plan_with(eval_fraction=0.2, val_conversations=8))
 
 
-def test_split_plan_from_config_and_checks():
-    plan = SplitPlan.from_config(OmegaConf.create({"eval_fraction": 0.1, "conversations": 50, "name": "x"}))
-    assert plan == SplitPlan(eval_fraction=0.1, split_seed=0, val_conversations=10, conversations=50, subset_seed=0)
-    assert SplitPlan.from_config({}) == SplitPlan()
+def test_split_plan_reads_the_composed_dataset_node():
+    # The plan comes from the YAML alone: abg_coqa.yaml's val_conversations is 20 (the old code defaulted
+    # missing keys to 10 and read `{}` as a plan).
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from clarifylab.config import PROJECT_ROOT, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["dataset=abg_coqa", "dataset.conversations=50"])
+    node = OmegaConf.load(PROJECT_ROOT / "conf" / "dataset" / "abg_coqa.yaml")
+    assert SplitPlan.from_config(cfg.dataset) == SplitPlan(
+        eval_fraction=node.eval_fraction, split_seed=node.split_seed, val_conversations=node.val_conversations,
+        conversations=50, subset_seed=node.subset_seed)
+    assert SplitPlan.from_config(cfg.dataset).val_conversations == 20
+    with pytest.raises(ConfigAttributeError, match="eval_fraction"):
+        SplitPlan.from_config(OmegaConf.create({"name": "x"}))
+
+
+def test_split_plan_checks():
     with pytest.raises(ConfigError, match="dataset.val_conversations must be an integer >= 0"):
-        SplitPlan(val_conversations=-1)
+        plan_with(val_conversations=-1)
     with pytest.raises(ConfigError, match="dataset.split_seed"):
-        SplitPlan(split_seed="0")
+        plan_with(split_seed="0")
 
 
 # --- select_split on Examples -------------------------------------------------------------------------
@@ -127,7 +152,7 @@ def _examples(n_conversations: int = 20, turns: int = 3) -> list[Example]:
 
 def test_select_split_keeps_conversations_whole_and_marks_the_split():
     examples = _examples()
-    plan = SplitPlan(eval_fraction=0.25, val_conversations=3, conversations=10)
+    plan = plan_with(eval_fraction=0.25, val_conversations=3, conversations=10)
     chosen = {split: select_split(examples, split, plan) for split in ("train", "validation", "test", "all")}
     assert {k: len(v) for k, v in chosen.items()} == {"train": 30, "validation": 9, "test": 15, "all": 60}
     for split, part in chosen.items():
@@ -142,14 +167,14 @@ def test_select_split_keeps_conversations_whole_and_marks_the_split():
 def test_select_split_errors():
     examples = _examples()
     with pytest.raises(ConfigError, match="unknown split 'dev'"):
-        select_split(examples, "dev", SplitPlan())
+        select_split(examples, "dev", plan_with())
     with pytest.raises(ConfigError, match="split 'test' is empty with dataset.eval_fraction"):
-        select_split(examples, "test", SplitPlan(eval_fraction=0.0))
+        select_split(examples, "test", plan_with(eval_fraction=0.0))
     with pytest.raises(ConfigError, match="dataset.val_split=null"):
-        select_split(examples, "validation", SplitPlan(val_conversations=0))
+        select_split(examples, "validation", plan_with(val_conversations=0))
     examples[4].meta.pop("conversation_id")
     with pytest.raises(DataFormatError, match="Example 'c1-t1' has no meta\\['conversation_id'\\]"):
-        select_split(examples, "train", SplitPlan(val_conversations=2))
+        select_split(examples, "train", plan_with(val_conversations=2))
 
 
 def test_passage_key_and_merge_by_content():

@@ -23,9 +23,9 @@ from clarifylab.evaluation.classifier_agreement import (
     classifier_agreement,
     confusion_counts,
     run_classifier_agreement,
-    sample_examples,
     split_names,
 )
+from clarifylab.evaluation.eval_sample import sample_eval_examples
 
 register_resolvers()
 C, A = Action.CLARIFY, Action.ANSWER
@@ -76,18 +76,24 @@ def test_confusion_counts_keeps_absent_labels_and_checks_lengths():
         confusion_counts([A, A], [A])
 
 
-def test_sample_examples_is_seeded_ordered_and_balanced():
+def test_the_agreement_sample_is_the_evaluations_sampler_seeded_ordered_and_balanced():
+    # One sampler (evaluation/eval_sample.py) for evaluate.py and the agreement. Without `balanced` the agreement
+    # used to draw uniformly; it now draws stratified by gold action like evaluate.py: 3 clarify / 7 answer with
+    # N = 4 -> quotas 1.2 / 2.8 -> 1 clarify + 3 answer, for every seed (a uniform draw could take 0 clarify).
     examples = make_examples([C, C, C] + [A] * 7)
-    assert sample_examples(examples, None, seed=0) == examples
-    uniform = sample_examples(examples, 4, seed=1)
-    assert len(uniform) == 4 and uniform == sample_examples(examples, 4, seed=1)
-    assert [e.id for e in uniform] == sorted((e.id for e in uniform), key=lambda i: int(i[1:]))  # input order
-    balanced = sample_examples(examples, 4, seed=1, balanced=True)
+    assert sample_eval_examples(examples, None, seed=0) == examples
+    for seed in range(5):
+        stratified = sample_eval_examples(examples, 4, seed=seed)
+        assert [e.action for e in stratified].count(C) == 1 and len(stratified) == 4
+    stratified = sample_eval_examples(examples, 4, seed=1)
+    assert stratified == sample_eval_examples(examples, 4, seed=1)
+    assert [e.id for e in stratified] == sorted((e.id for e in stratified), key=lambda i: int(i[1:]))  # input order
+    balanced = sample_eval_examples(examples, 4, seed=1, balanced=True)
     assert [e.action for e in balanced].count(C) == 2 and [e.action for e in balanced].count(A) == 2
-    topped_up = sample_examples(examples, 8, seed=0, balanced=True)  # 4 clarify wanted, only 3 exist
+    topped_up = sample_eval_examples(examples, 8, seed=0, balanced=True)  # 4 clarify wanted, only 3 exist
     assert [e.action for e in topped_up].count(C) == 3 and len(topped_up) == 8
     with pytest.raises(ConfigError, match="max_examples"):
-        sample_examples(examples, 0, seed=0, balanced=True)
+        sample_eval_examples(examples, 0, seed=0, balanced=True)
 
 
 def test_leak_guard_and_split_names():

@@ -110,7 +110,7 @@ def test_malformed_metrics_file_names_the_path(tmp_path):
 def act_run(**changes):
     """metrics.json of an evaluated ACT policy, with every identity key evaluate.py writes."""
     return {"label": "act", "dataset": "pacific", "split": "test", "data_file": "/data/pacific/validation.json",
-            "data_sha256": "a" * 64, "model": "smollm2_gguf", "approach": "act", "trainer": "act", "ablation": "none",
+            "data_sha256": "a" * 64, "model": "smollm2_gguf", "approach": "act", "trainer": "act", "act_ablation": "none",
             "train_dataset": "pacific", "pairs": "/gen/act_pairs/pacific/train.jsonl", "pseudo_labels": False,
             "conversations": 50, "simulator": "oracle", "classifier": "HeuristicActionClassifier", "max_turns": 3,
             "interpretations": "first", "max_examples": None, "seed": 0, "train_seed": 0, "macro_f1": 0.5,
@@ -119,7 +119,7 @@ def act_run(**changes):
 
 VARIANTS = {  # run folder -> what differs from seed 0 of the full ACT run
     "act_s0": {}, "act_s1": {"seed": 1, "train_seed": 1, "macro_f1": 0.7, "overrides": ["seed=1"]},
-    "no_sim": {"ablation": "no_simulation"},
+    "no_sim": {"act_ablation": "no_simulation"},
     "pseudo": {"pairs": "/gen/act_pairs/pacific-c50-pseudo/train.jsonl", "pseudo_labels": True},
     "dev_split": {"split": "validation"},
     "heldout_file": {"split": "all", "data_file": "/data/pacific/test.json", "data_sha256": "b" * 64},
@@ -132,7 +132,7 @@ def test_runs_differing_in_ablation_pairs_split_or_data_are_separate_rows_seeds_
     for name, changes in VARIANTS.items():
         write_run(tmp_path / "runs" / name, **act_run(**changes))
     markdown, _, rows = build_report([tmp_path / "runs"], console=Console(record=True, width=300))
-    by_key = {(r["ablation"], r["pseudo_labels"], r["split"], r["data"], r["simulator"]): r for r in rows}
+    by_key = {(r["act_ablation"], r["pseudo_labels"], r["split"], r["data"], r["simulator"]): r for r in rows}
     assert len(rows) == 7 and len(by_key) == 7
     full = by_key[("none", False, "test", "validation.json@aaaaaaaaaaaa", "oracle")]
     assert full["runs"] == 2 and full["seed"] == "0,1" and full["train_seed"] == "0,1"
@@ -141,7 +141,7 @@ def test_runs_differing_in_ablation_pairs_split_or_data_are_separate_rows_seeds_
     assert by_key[("none", False, "all", "test.json@bbbbbbbbbbbb", "oracle")]["runs"] == 1
     assert by_key[("none", False, "test", "validation.json@cccccccccccc", "oracle")]["runs"] == 1
     # The table names what differs: split, data (file@hash), ablation and the pairs' folder.
-    assert "| Split | Data | Model | Approach | Ablation | Pairs |" in markdown
+    assert "| Split | Data | Model | Approach | ACT ablation | Pairs |" in markdown
     assert "| act | pacific | test | validation.json@aaaaaaaaaaaa | smollm2_gguf | act | none | pacific/train.jsonl " \
            "| 50 | 2 |" in markdown
     assert "| no_simulation | pacific/train.jsonl |" in markdown

@@ -105,7 +105,7 @@ def test_metrics_record_provenance_and_report_keeps_non_replicates_apart(tmp_pat
     assert (first["max_examples"], first["sampling"], first["n_examples_in_split"]) == (
         4, "stratified_by_gold_action", 60)
     assert first["code_version"] is None or len(first["code_version"].removesuffix("+dirty")) == 40
-    assert (first["trainer"], first["ablation"], first["pairs"]) == (None, None, None)  # not a trained policy
+    assert (first["trainer"], first["act_ablation"], first["pairs"]) == (None, None, None)  # not a trained policy
     assert (first["simulator_model"], first["classifier_model"]) == (None, None)  # oracle, heuristic: no LLM
     records = {name: [json.loads(line) for line in (tmp_path / "runs" / name / "trajectories.jsonl").open()]
                for name in ("s0", "s1")}

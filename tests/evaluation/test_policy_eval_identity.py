@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from clarifylab.evaluation.run_provenance import code_version, data_file, data_identity, trained_run_info
 
-UNKNOWN_RUN = {"approach": "trained", "conversations": None, "trainer": None, "ablation": None,
+UNKNOWN_RUN = {"approach": "trained", "conversations": None, "trainer": None, "act_ablation": None,
                "train_dataset": None, "pairs": None, "pseudo_labels": None, "train_seed": None,
                "train_overrides": None}
 
@@ -24,7 +24,7 @@ def test_run_info_follows_the_link_name_not_its_target(tmp_path):
     (run / "iter_1" / "policy").mkdir(parents=True)
     (run / "policy").symlink_to("iter_1/policy")
     assert trained_run_info(run / "policy") == {**UNKNOWN_RUN, "approach": "irpo", "conversations": 50,
-                                                "trainer": "irpo", "ablation": "none", "train_dataset": "pacific",
+                                                "trainer": "irpo", "act_ablation": "none", "train_dataset": "pacific",
                                                 "train_seed": 3}
     assert trained_run_info(tmp_path / "elsewhere" / "policy") == UNKNOWN_RUN
 
@@ -48,13 +48,13 @@ def test_run_info_names_ablation_pairs_and_pseudo_labels(tmp_path):
     # ${hydra:...} is kept as its text: resolved here it would name the evaluating run's choices, not the train run's.
     (run / ".hydra" / "config.yaml").write_text(
         f"pairs_dir: {pairs}\ntrainer:\n  name: act\n  pairs_path: ${{pairs_dir}}/train.jsonl\n"
-        "ablation:\n  name: no_simulation\ndataset:\n  name: ${hydra:runtime.choices.dataset}\nseed: 1\n")
-    (run / ".hydra" / "overrides.yaml").write_text("- trainer=act\n- ablation=no_simulation\n- seed=1\n")
+        "act_ablation:\n  name: no_simulation\ndataset:\n  name: ${hydra:runtime.choices.dataset}\nseed: 1\n")
+    (run / ".hydra" / "overrides.yaml").write_text("- trainer=act\n- act_ablation=no_simulation\n- seed=1\n")
     info = trained_run_info(run / "policy")
-    assert (info["trainer"], info["ablation"], info["pairs"], info["pseudo_labels"]) == (
+    assert (info["trainer"], info["act_ablation"], info["pairs"], info["pseudo_labels"]) == (
         "act", "no_simulation", f"{pairs}/train.jsonl", True)
     assert info["train_dataset"] == "${hydra:runtime.choices.dataset}"
-    assert info["train_overrides"] == ["trainer=act", "ablation=no_simulation", "seed=1"] and info["train_seed"] == 1
+    assert info["train_overrides"] == ["trainer=act", "act_ablation=no_simulation", "seed=1"] and info["train_seed"] == 1
 
 
 def test_data_file_and_its_hash(tmp_path):

@@ -157,3 +157,32 @@ def test_stacked_stages_start_exactly_at_the_saved_policy_and_round_trip_exactly
     assert torch.equal(_logits(loaded, loaded_tok), trained)
     again, _, _ = load_policy_stack(out, tmp_path)  # an IRPO iteration stacks on the last one
     assert adapter_names(push_adapter(again, spec.lora)) == ["stage0", "stage1", "stage2"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o002, 0o775), (0o022, 0o755), (0o077, 0o700)])
+def test_a_saved_policy_folder_follows_the_umask(tmp_path, umask, mode):
+    # The old code forced 0755 whatever the umask (a group-writable umask 002 still gave 0755).
+    import os
+    import stat
+
+    spec = ModelSpec(source="tiny", seed=2, lora=None)
+    model, tokenizer = _trained(spec, tmp_path)
+    previous = os.umask(umask)
+    try:
+        target = save_policy(model, tokenizer, spec, tmp_path / "runs" / "policy")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+def test_link_final_policy_points_policy_at_the_last_stage_and_replaces_an_older_entry(tmp_path):
+    from clarifylab.models.policy_io import link_final_policy
+
+    for stage in ("iter_0", "iter_1"):
+        (tmp_path / stage / "policy").mkdir(parents=True)
+        (tmp_path / stage / "policy" / "name.txt").write_text(stage)
+    (tmp_path / "policy").mkdir()                                   # e.g. a copy left by an earlier run
+    link_final_policy(tmp_path, tmp_path / "iter_0" / "policy")
+    link = link_final_policy(tmp_path, tmp_path / "iter_1" / "policy")
+    assert link.is_symlink() and str(link.readlink()) == "iter_1/policy"
+    assert (link / "name.txt").read_text() == "iter_1"

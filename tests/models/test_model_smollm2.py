@@ -106,3 +106,17 @@ def test_bundled_smollm2_converts_loads_and_answers_a_chat_prompt(tmp_path):
     reply = tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     print(f"SmolLM2 reply: {reply!r}")
     assert "Paris" in reply
+
+
+@pytest.mark.parametrize("umask, mode", [(0o002, 0o775), (0o022, 0o755)])
+def test_the_converted_cache_folder_follows_the_umask(tmp_path, fake_conversion, umask, mode):
+    # The old code forced 0755: a cache shared by a group (umask 002) was not group-writable.
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        target = ensure_smollm2_converted(tmp_path / "cache")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == mode

@@ -69,3 +69,24 @@ def test_policy_from_last_and_no_validation_keep_the_final_weights(tmp_path):
     assert trainer.calls == ["fit:None"] and float(module.weight.detach()) == 0.0
     assert math.isnan(outcome.last) and outcome.best == pytest.approx(0.9)
     assert math.isnan(outcome.last_value("val/other"))
+
+
+def test_a_run_continued_in_place_keeps_the_earlier_csv_metrics(tmp_path):
+    # Lightning's CSVLogger deletes an existing metrics.csv when it starts: resuming in place (hydra.run.dir=<run>
+    # resume=...) lost the rows before the checkpoint (seen on experiment=smoke).
+    from clarifylab.training.lightning_setup import build_loggers
+
+    node = {"csv": {"_target_": "pytorch_lightning.loggers.CSVLogger", "save_dir": str(tmp_path), "name": "csv",
+                    "version": ""}}
+    csv_dir = tmp_path / "csv"
+    for segment, steps in enumerate(([0, 1, 2], [3, 4]), start=1):
+        (logger,) = build_loggers(node)
+        for step in steps:
+            logger.log_metrics({"train/loss": float(step)}, step=step)
+        logger.save()
+        if segment == 2:
+            assert (csv_dir / "metrics.part1.csv").read_text().splitlines() == [
+                "step,train/loss", "0,0.0", "1,1.0", "2,2.0"]
+    assert (csv_dir / "metrics.csv").read_text().splitlines() == ["step,train/loss", "3,3.0", "4,4.0"]
+    build_loggers(node)
+    assert sorted(p.name for p in csv_dir.glob("metrics*.csv")) == ["metrics.part1.csv", "metrics.part2.csv"]

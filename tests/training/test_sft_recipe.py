@@ -40,9 +40,8 @@ def make_cfg(data_dir: Path, output_dir: Path, **trainer_overrides):
         "student": {"_target_": "clarifylab.models.ModelSpec", "source": "tiny", "seed": 0,
                     "lora": {"_target_": "clarifylab.models.LoraSpec", "enabled": True, "r": 4, "alpha": 8,
                              "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}},
-        "dataset": {"name": "synthetic_tables", "dir": str(data_dir), "auto_generate": False, "instruction": None,
-                    "train_split": "train", "val_split": "validation", "max_train_examples": None,
-                    "max_val_examples": None},
+        "dataset": {**OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "conf" / "dataset" / "synthetic_tables.yaml")),
+                    "dir": str(data_dir), "auto_generate": False},
         "trainer": trainer,
         "hardware": {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "num_nodes": 1},
         "logger": {"csv": {"_target_": "pytorch_lightning.loggers.CSVLogger", "save_dir": str(output_dir),
@@ -56,8 +55,8 @@ def csv_train_losses(output_dir: Path) -> dict[int, float]:
         return {int(row["step"]): float(row["train/loss"]) for row in csv.DictReader(handle) if row["train/loss"]}
 
 
-@pytest.mark.parametrize(("policy_from", "lora", "epochs"), [("last", True, 2), ("best", False, 6)])
-def test_run_writes_policy_checkpoints_samples_and_metrics(data_dir, tmp_path, policy_from, lora, epochs):
+@pytest.mark.parametrize(("policy_from", "lora", "epochs", "lr"), [("last", True, 2, 1e-2), ("best", False, 6, 5e-2)])
+def test_run_writes_policy_checkpoints_samples_and_metrics(data_dir, tmp_path, policy_from, lora, epochs, lr):
     import torch
 
     from clarifylab.data.registry import load_dataset_split
@@ -66,7 +65,7 @@ def test_run_writes_policy_checkpoints_samples_and_metrics(data_dir, tmp_path, p
     from clarifylab.training.sft_module import SFTModule
 
     out = tmp_path / "run"
-    cfg = make_cfg(data_dir, out, sample_generations=2, max_epochs=epochs, policy_from=policy_from)
+    cfg = make_cfg(data_dir, out, sample_generations=2, max_epochs=epochs, policy_from=policy_from, lr=lr)
     cfg.student.lora.enabled = lora
     result = run_sft(cfg)
     steps = 4 * epochs
@@ -74,7 +73,7 @@ def test_run_writes_policy_checkpoints_samples_and_metrics(data_dir, tmp_path, p
     assert result["train/steps"] == steps and all(math.isfinite(value) for value in result.values())
     if lora:
         assert result["val/loss"] == result["val/loss_last"]
-    else:  # full fine-tuning at this lr starts to overfit the 8 examples in epoch 6
+    else:  # full fine-tuning at this lr overfits the 8 examples within 6 epochs: best != last
         assert result["val/loss"] < result["val/loss_last"]
     checkpoints = sorted(path.name for path in (out / "checkpoints").iterdir())
     assert checkpoints[-1] == "last.ckpt" and checkpoints[0].startswith("best-step=")

@@ -112,13 +112,14 @@ def subset_conversations(pool: Sequence[str], n: int | None, seed: int) -> list[
 
 @dataclasses.dataclass(frozen=True)
 class SplitPlan:
-    """The options of a conversation-level split (each one a ``dataset.<name>`` config key)."""
+    """The options of a conversation-level split (each one a ``dataset.<name>`` config key; their values live in
+    ``conf/dataset/<name>.yaml`` alone, so no field has a default)."""
 
-    eval_fraction: float = 0.2
-    split_seed: int = 0
-    val_conversations: int = 10
-    conversations: int | None = None
-    subset_seed: int = 0
+    eval_fraction: float
+    split_seed: int
+    val_conversations: int
+    conversations: int | None
+    subset_seed: int
 
     def __post_init__(self) -> None:
         for name in ("split_seed", "subset_seed", "val_conversations"):
@@ -128,10 +129,11 @@ class SplitPlan:
 
     @classmethod
     def from_config(cls, dataset_cfg: Any) -> SplitPlan:
-        """Read the plan from a dataset config (a DictConfig or dict); missing keys take the defaults."""
-        defaults = cls()
-        return cls(**{field.name: dataset_cfg.get(field.name, getattr(defaults, field.name))
-                      for field in dataclasses.fields(cls)})
+        """Read the plan from a validated dataset config node (``schemas.dataset.ConversationSplitSchema``: every
+        field is there)."""
+        return cls(eval_fraction=dataset_cfg.eval_fraction, split_seed=dataset_cfg.split_seed,
+                   val_conversations=dataset_cfg.val_conversations, conversations=dataset_cfg.conversations,
+                   subset_seed=dataset_cfg.subset_seed)
 
 
 def conversation_splits(conversation_ids: Iterable[str], plan: SplitPlan) -> dict[str, list[str]]:

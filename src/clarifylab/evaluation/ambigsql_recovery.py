@@ -24,9 +24,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
+from clarifylab.backends.factory import build_backend
+from clarifylab.backends.transformers_backend import TransformersBackend
+from clarifylab.data.jsonl import write_records
+from clarifylab.data.loaders.spider import load_ambigsql_split, spider_database_path
 from clarifylab.data.schema import Action, Example
 from clarifylab.errors import ConfigError, DataFormatError
+from clarifylab.evaluation.components import policy_model_id
+from clarifylab.io import write_json
+from clarifylab.metrics.sql_execution import compare_execution
+from clarifylab.metrics.task_heuristics import extract_sql
+from clarifylab.models import load_policy
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +80,6 @@ def recovery_rates(examples: Sequence[Example], backend: ChatBackend, params: Sa
         (rates in [0, 1]; ``by_kind`` the same per ambiguity kind); one row per example with both replies,
         their extracted SQL, scores and reasons.
     """
-    from clarifylab.data.loaders.spider import spider_database_path
-    from clarifylab.metrics.sql_execution import compare_execution
-    from clarifylab.metrics.task_heuristics import extract_sql
-
     prompts = [prompt for example in examples for prompt in recovery_prompts(example, instruction)]
     replies = backend.complete(prompts, params) if prompts else []
     if len(replies) != len(prompts):
@@ -107,10 +115,6 @@ def _build_backend(backend: Mapping[str, Any] | None, policy_dir: str | None, ca
                    batch_size: int) -> ChatBackend:
     """The SQL writer: a saved train.py policy when ``policy_dir`` is set, else the ``backend`` node."""
     if policy_dir:
-        from clarifylab.backends.transformers_backend import TransformersBackend
-        from clarifylab.evaluation.components import policy_model_id
-        from clarifylab.models import load_policy
-
         if not Path(policy_dir).is_dir():
             raise ConfigError(f"task.policy_dir={policy_dir!r} does not exist: pass the `policy` folder of a train.py "
                               f"run")
@@ -119,7 +123,6 @@ def _build_backend(backend: Mapping[str, Any] | None, policy_dir: str | None, ca
     if not isinstance(backend, Mapping) or "kind" not in backend:
         raise ConfigError("task=ambigsql_recovery needs a model: a backend node (e.g. teacher@task.backend=smollm2 "
                           f"or openai) or task.policy_dir; got backend={backend!r}")
-    from clarifylab.backends.factory import build_backend
 
     return build_backend(backend, cache_dir)
 
@@ -149,13 +152,6 @@ def run_recovery_check(out_path: str, build_dir: str, spider_dir: str, paths: Ma
     Returns:
         The report: the summary of :func:`recovery_rates` plus ``backend``, ``splits``, ``build_dir``.
     """
-    from omegaconf import OmegaConf
-
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.data.jsonl import write_records
-    from clarifylab.data.loaders.spider import load_ambigsql_split
-    from clarifylab.io import write_json
-
     if OmegaConf.is_config(backend):
         backend = OmegaConf.to_container(backend, resolve=True)
     splits = list(splits)

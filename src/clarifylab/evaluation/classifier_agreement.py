@@ -13,16 +13,23 @@ from ``demonstration_split``, which must be a different split (checked by name, 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from rich.progress import track
+from sklearn.metrics import confusion_matrix
 
+from clarifylab.backends.accounting import UsageMeter
+from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Action, Example
 from clarifylab.errors import ConfigError
+from clarifylab.evaluation.components import build_classifier
+from clarifylab.evaluation.eval_sample import sample_eval_examples
+from clarifylab.evaluation.tables import markdown_table, rich_table, wide_console
+from clarifylab.io import write_json, write_text
 from clarifylab.metrics.action_metrics import ACTION_LABELS, action_metrics
 
 log = logging.getLogger(__name__)
@@ -39,42 +46,11 @@ def confusion_counts(gold: Sequence[Action | str], predicted: Sequence[Action | 
     >>> confusion_counts(["clarify", "answer", "answer"], ["clarify", "clarify", "answer"])
     {'clarify': {'clarify': 1, 'answer': 0}, 'answer': {'clarify': 1, 'answer': 1}}
     """
-    from sklearn.metrics import confusion_matrix
-
     if len(gold) != len(predicted):
         raise ValueError(f"confusion_counts: {len(gold)} gold actions but {len(predicted)} predictions")
     matrix = confusion_matrix([Action(g).value for g in gold], [Action(p).value for p in predicted],
                               labels=list(ACTION_LABELS))
     return {g: {p: int(matrix[i, j]) for j, p in enumerate(ACTION_LABELS)} for i, g in enumerate(ACTION_LABELS)}
-
-
-def sample_examples(examples: Sequence[Example], max_examples: int | None, seed: int,
-                    balanced: bool = False) -> list[Example]:
-    """A seeded sample of at most ``max_examples`` examples, in input order (all of them when ``None``).
-
-    With ``balanced``, ``ceil(n/2)`` gold-clarify and ``floor(n/2)`` gold-answer examples, a short side
-    topped up from the other; otherwise a uniform sample.
-
-    Raises:
-        ConfigError: ``max_examples`` is not ``None`` or a positive integer.
-    """
-    if max_examples is None or (not balanced and max_examples >= len(examples)):
-        return list(examples)
-    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
-        raise ConfigError(f"max_examples must be null or a positive integer, got {max_examples!r}")
-    n = min(max_examples, len(examples))
-    rng = random.Random(seed)
-    if not balanced:
-        chosen = rng.sample(range(len(examples)), n)
-    else:
-        by_action = {a: [i for i, e in enumerate(examples) if e.action is a] for a in Action}
-        want = {Action.CLARIFY: n - n // 2, Action.ANSWER: n // 2}
-        for action in Action:
-            short = max(0, want[action] - len(by_action[action]))
-            want[action] -= short
-            want[action.other()] += short
-        chosen = [i for a in Action for i in rng.sample(by_action[a], want[a])]
-    return [examples[i] for i in sorted(chosen)]
 
 
 def check_no_leak(classifier: Any, examples: Sequence[Example]) -> None:
@@ -111,8 +87,6 @@ def classifier_agreement(classifier: Any, examples: Sequence[Example], max_disag
     size = batch_size or len(examples)
     batches = [examples[i:i + size] for i in range(0, len(examples), size)]
     if progress:
-        from rich.progress import track
-
         batches = track(batches, description=f"classifying {len(examples)} responses")
     predicted: list[Action] = []
     start = time.perf_counter()
@@ -139,8 +113,6 @@ def _cell(text: str, max_chars: int = 160) -> str:
 
 def agreement_markdown(result: dict[str, Any], title: str) -> str:
     """``agreement.md``: the metrics row, the confusion counts and the listed disagreements."""
-    from clarifylab.evaluation.tables import markdown_table
-
     confusion = [{"gold \\ predicted": g, **result["confusion"][g]} for g in ACTION_LABELS]
     parts = [f"# {title}\n", markdown_table([result], AGREEMENT_COLUMNS),
              "\n## Confusion (rows: gold, columns: predicted)\n\n" + markdown_table(
@@ -166,21 +138,15 @@ def run_classifier_agreement(cfg: DictConfig) -> dict[str, Any]:
     """``experiments/classifier_agreement.py``'s recipe (config ``conf/agreement.yaml``): load the split(s),
     sample, build the classifier (demonstrations from ``demonstration_split``), score it, write
     ``agreement.json`` and ``agreement.md`` to ``cfg.output_dir`` and print the tables. Returns the JSON object."""
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.data.registry import load_dataset_split
-    from clarifylab.evaluation.components import build_classifier
-    from clarifylab.evaluation.tables import rich_table, wide_console
-    from clarifylab.io import write_json, write_text
-
     splits = split_names(cfg.split)
     uses_demonstrations = "pool_split" in cfg.classifier
-    demonstration_split = cfg.get("demonstration_split") if uses_demonstrations else None
+    demonstration_split = cfg.demonstration_split if uses_demonstrations else None
     if demonstration_split is not None and (demonstration_split in splits or "all" in (*splits, demonstration_split)):
         raise ConfigError(f"demonstration_split={demonstration_split!r} overlaps split={'+'.join(splits)}: few-shot "
                           f"demonstrations must come from another split (e.g. demonstration_split=train with "
                           f"split=test), or set demonstration_split=null for the built-in demonstrations")
     examples = [e for name in splits for e in load_dataset_split(cfg.dataset, name, cfg.paths)]
-    examples = sample_examples(examples, cfg.max_examples, int(cfg.seed), bool(cfg.balanced))
+    examples = sample_eval_examples(examples, cfg.max_examples, int(cfg.seed), balanced=bool(cfg.balanced))
     if uses_demonstrations:
         with open_dict(cfg):
             cfg.classifier.pool_split = demonstration_split

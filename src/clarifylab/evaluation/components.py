@@ -21,11 +21,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend, SamplingParams
+from clarifylab.backends.cache import CachedBackend
+from clarifylab.backends.factory import build_backend, cache_namespace, spec_model_id
+from clarifylab.backends.transformers_backend import TransformersBackend
+from clarifylab.data.registry import load_dataset_split
+from clarifylab.env.llm_action_classifier import FewShotLLMActionClassifier
+from clarifylab.env.user_simulator import LLMUserSimulator, OracleUserSimulator
 from clarifylab.errors import ConfigError, DataNotFoundError
+from clarifylab.evaluation.baselines import BaselineSpec, PromptingBaseline
+from clarifylab.models import load_model_and_tokenizer, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +62,6 @@ def _cached(backend: ChatBackend, node: Mapping[str, Any], cache_dir: str | Path
             default_namespace: str) -> ChatBackend:
     if not node["cache"]:
         return backend
-    from clarifylab.backends.cache import CachedBackend
-    from clarifylab.backends.factory import cache_namespace
 
     namespace = cache_namespace({"kind": "transformers", "namespace": node["namespace"] or default_namespace})
     return CachedBackend(backend, Path(cache_dir) / "calls" / f"{namespace}.sqlite", namespace=namespace)
@@ -64,11 +71,9 @@ def build_policy_backend(cfg: DictConfig) -> tuple[ChatBackend, dict[str, Any]]:
     """The policy's backend (uncached/cached as configured, not yet metered) and a description
     ``{"model": ..., "source": ...}`` for the result identity."""
     node = _plain(cfg.policy)
-    kind = node.get("kind")
+    kind = node["kind"]
     if kind == "openai":
-        from clarifylab.backends.factory import build_backend
-
-        if cfg.get("policy_dir"):
+        if cfg.policy_dir:
             raise ConfigError("policy_dir is set but policy=openai serves a model over HTTP; drop policy_dir or use "
                               "policy=student")
         described = {"model": node["model"], "source": f"openai {node['base_url']}"}
@@ -79,11 +84,8 @@ def build_policy_backend(cfg: DictConfig) -> tuple[ChatBackend, dict[str, Any]]:
     if unknown:
         raise ConfigError(f"policy (kind: transformers) has unknown keys {unknown}; allowed: "
                           f"{sorted(TRANSFORMERS_POLICY_KEYS)}")
-    from clarifylab.backends.transformers_backend import TransformersBackend
 
-    if cfg.get("policy_dir"):
-        from clarifylab.models import load_policy
-
+    if cfg.policy_dir:
         policy_dir = Path(cfg.policy_dir)
         if not policy_dir.is_dir():
             raise DataNotFoundError(f"policy_dir={cfg.policy_dir!r} does not exist: pass the `policy` folder of a "
@@ -91,11 +93,6 @@ def build_policy_backend(cfg: DictConfig) -> tuple[ChatBackend, dict[str, Any]]:
         model, tokenizer, spec = load_policy(policy_dir, cfg.paths.cache_dir)
         model_id, source = policy_model_id(policy_dir), f"policy {policy_dir}"
     else:
-        import hydra
-
-        from clarifylab.backends.factory import spec_model_id
-        from clarifylab.models import load_model_and_tokenizer
-
         spec = hydra.utils.instantiate(cfg.student)
         model, tokenizer = load_model_and_tokenizer(spec, cfg.paths.cache_dir)
         model_id, source = spec_model_id(spec), f"base model ({spec.source}: {spec.name_or_path or 'bundled'})"
@@ -107,8 +104,6 @@ def build_policy_backend(cfg: DictConfig) -> tuple[ChatBackend, dict[str, Any]]:
 
 
 def _role_backend(node: Mapping[str, Any], role: str, cfg: DictConfig, meter: UsageMeter) -> ChatBackend:
-    from clarifylab.backends.factory import build_backend
-
     if "backend" not in node:
         raise ConfigError(f"{role}: an LLM {role} needs a `backend:` node (kind: transformers | openai)")
     return meter.track(role, build_backend(node["backend"], cfg.paths.cache_dir), cost=node["backend"].get("cost"))
@@ -116,10 +111,8 @@ def _role_backend(node: Mapping[str, Any], role: str, cfg: DictConfig, meter: Us
 
 def build_simulator(cfg: DictConfig, meter: UsageMeter) -> Any:
     """The user simulator U named by ``cfg.simulator.name``: ``oracle`` or ``llm``."""
-    from clarifylab.env.user_simulator import LLMUserSimulator, OracleUserSimulator
-
     node = _plain(cfg.simulator)
-    name = node.get("name")
+    name = node["name"]
     if name == "oracle":
         return OracleUserSimulator()
     if name == "llm":
@@ -136,13 +129,8 @@ def build_classifier(cfg: DictConfig, meter: UsageMeter) -> Any:
     llm_fewshot`` builds the few-shot LLM classifier with demonstrations from ``classifier.pool_split``."""
     node = _plain(cfg.classifier)
     if "_target_" in node:
-        import hydra
-
         return hydra.utils.instantiate(cfg.classifier)
     if node.get("name") == "llm_fewshot":
-        from clarifylab.data.registry import load_dataset_split
-        from clarifylab.env.llm_action_classifier import FewShotLLMActionClassifier
-
         pool_split = node["pool_split"]
         pool = load_dataset_split(cfg.dataset, pool_split, cfg.paths) if pool_split else None
         return FewShotLLMActionClassifier(
@@ -155,10 +143,8 @@ def build_classifier(cfg: DictConfig, meter: UsageMeter) -> Any:
 def build_baseline(cfg: DictConfig, policy: ChatBackend) -> ChatBackend:
     """Wrap ``policy`` in the prompting baseline of ``cfg.baseline`` (unchanged when ``style`` is null)."""
     node = _plain(cfg.baseline)
-    if not node or node.get("style") is None:
+    if node["style"] is None:
         return policy
-    from clarifylab.data.registry import load_dataset_split
-    from clarifylab.evaluation.baselines import BaselineSpec, PromptingBaseline
 
     spec = BaselineSpec(style=node["style"], conversations=node["conversations"], seed=node["seed"],
                         max_context_chars=node["max_context_chars"])

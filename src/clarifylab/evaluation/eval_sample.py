@@ -5,6 +5,11 @@ examples among 217), so N examples are drawn instead: each gold action gets its 
 remainder (``N * n_action / n_total``), every action present in the split gets at least one when
 ``N >= 2``, and within an action the examples are drawn with ``random.Random(seed)``. The sample is kept
 in file order. The same (examples, N, seed) always gives the same sample.
+
+``balanced=True`` (the classifier agreement's ``balanced`` option) asks for ``ceil(N/2)`` gold-clarify and
+``floor(N/2)`` gold-answer examples instead, a short side topped up from the other (:func:`balanced_quotas`).
+This is the one sampler of evaluation examples: ``evaluate.py`` and ``experiments/classifier_agreement.py`` both
+draw with it.
 """
 
 from __future__ import annotations
@@ -44,9 +49,26 @@ def action_quotas(counts: dict[Action, int], n: int) -> dict[Action, int]:
     return quotas
 
 
-def sample_eval_examples(examples: Sequence[Example], max_examples: int | None, seed: int) -> list[Example]:
+def balanced_quotas(counts: dict[Action, int], n: int) -> dict[Action, int]:
+    """``ceil(n/2)`` draws for clarify and ``floor(n/2)`` for answer, the share an action cannot fill moved to
+    the other (``n`` <= the total count).
+
+    >>> balanced_quotas({Action.CLARIFY: 3, Action.ANSWER: 7}, 8)
+    {<Action.CLARIFY: 'clarify'>: 3, <Action.ANSWER: 'answer'>: 5}
+    """
+    quotas = {Action.CLARIFY: n - n // 2, Action.ANSWER: n // 2}
+    for action in Action:
+        short = max(0, quotas[action] - counts[action])
+        quotas[action] -= short
+        quotas[action.other()] += short
+    return quotas
+
+
+def sample_eval_examples(examples: Sequence[Example], max_examples: int | None, seed: int,
+                         balanced: bool = False) -> list[Example]:
     """At most ``max_examples`` of ``examples`` (module docstring), in their input order; all of them
-    when ``max_examples`` is None or not smaller than ``len(examples)``.
+    when ``max_examples`` is None or not smaller than ``len(examples)``. Quotas per gold action:
+    :func:`action_quotas` (proportional), or :func:`balanced_quotas` with ``balanced``.
 
     Raises:
         ConfigError: ``max_examples`` is not None or a positive integer.
@@ -58,7 +80,8 @@ def sample_eval_examples(examples: Sequence[Example], max_examples: int | None, 
     if max_examples >= len(examples):
         return list(examples)
     by_action = {a: [i for i, e in enumerate(examples) if e.action is a] for a in Action}
-    quotas = action_quotas({a: len(ids) for a, ids in by_action.items()}, max_examples)
+    counts = {a: len(ids) for a, ids in by_action.items()}
+    quotas = (balanced_quotas if balanced else action_quotas)(counts, max_examples)
     rng = random.Random(seed)
     chosen = [i for a in Action for i in rng.sample(by_action[a], quotas[a])]
     return [examples[i] for i in sorted(chosen)]

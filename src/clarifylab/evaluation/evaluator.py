@@ -18,6 +18,10 @@ trajectory outcome g'. Columns (all means; H is the task heuristic of
   trajectories. A trajectory that still asks at the turn limit is scored on that last question (~0).
 - **Post-clarification H**: trajectory-level H over the trajectories with >= 1 clarification turn
   (whatever the gold action). ``None`` when no trajectory clarified (undefined, shown as "–").
+- **Scorer outcomes**: a heuristic that says why it scored what it did (:class:`OutcomeReporting`: the
+  AmbigSQL execution match) is counted per code and level, ``<prefix>_<code>_turn`` over first responses
+  and ``<prefix>_<code>_trajectory`` over trajectory outcomes, e.g. ``sql_multiple_statements_trajectory``:
+  outcomes such as ``SELECT ...; DROP TABLE t`` that scored 0 because they hold a second statement.
 - **Simulator health**: simulated user replies that copy the question, an earlier turn or the
   simulator's own goal text or prompt instead of answering (:mod:`clarifylab.env.degenerate_replies`), counted per
   source and as a rate over all simulated replies. A high rate means the content-level columns measure
@@ -33,6 +37,7 @@ Abg-CoQA example with two interpretations would weigh double).
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Sequence
@@ -48,7 +53,13 @@ from clarifylab.env.rollout import rollout
 from clarifylab.env.user_simulator import UserSimulator
 from clarifylab.errors import ConfigError
 from clarifylab.metrics.action_metrics import action_metrics
-from clarifylab.metrics.task_heuristics import TaskHeuristic, heuristic_for, score_outcomes, score_turns
+from clarifylab.metrics.task_heuristics import (
+    OutcomeReporting,
+    TaskHeuristic,
+    heuristic_for,
+    score_outcomes,
+    score_turns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +179,25 @@ def _group_by_task(examples: Sequence[Any], tasks: Sequence[str]) -> dict[str, l
     return groups
 
 
+def outcome_columns(heuristics: dict[str, TaskHeuristic], counts: dict[str, collections.Counter[str]]
+                    ) -> dict[str, int]:
+    """``<prefix>_<code>_<level>`` -> count, for every :class:`OutcomeReporting` heuristic in ``heuristics``,
+    every code it declares (0 when not seen) and both levels (``counts`` maps ``"turn"`` / ``"trajectory"`` to
+    the codes counted at that level)."""
+    columns: dict[str, int] = {}
+    for heuristic in heuristics.values():
+        if isinstance(heuristic, OutcomeReporting):
+            for code in heuristic.outcome_codes:
+                for level in ("turn", "trajectory"):
+                    columns[f"{heuristic.outcome_prefix}_{code}_{level}"] = counts[level][code]
+    return columns
+
+
+def _pop_outcomes(heuristic: TaskHeuristic, counter: collections.Counter[str]) -> None:
+    if isinstance(heuristic, OutcomeReporting):
+        counter.update(heuristic.pop_outcomes())
+
+
 def evaluate_policy(
     policy: ChatBackend,
     examples: Sequence[Example],
@@ -212,9 +242,12 @@ def evaluate_policy(
     heuristics = dict(heuristics or {})
     for task in sorted({e.task for e in examples}):
         heuristics.setdefault(task, heuristic_for(task, **(heuristic_options or {})))
+        _pop_outcomes(heuristics[task], collections.Counter())  # a passed-in heuristic's earlier calls do not count
+    counts: dict[str, collections.Counter[str]] = {"turn": collections.Counter(), "trajectory": collections.Counter()}
     turn_h = [0.0] * len(examples)
     for task, indices in _group_by_task(examples, [e.task for e in examples]).items():
         scores = score_turns(task, [first[i] for i in indices], [examples[i] for i in indices], heuristics[task])
+        _pop_outcomes(heuristics[task], counts["turn"])
         for i, score in zip(indices, scores):
             turn_h[i] = score
     turn_h_by_example = {id(e): h for e, h in zip(examples, turn_h)}
@@ -223,6 +256,7 @@ def evaluate_policy(
         scores = score_outcomes(task, [trajectories[i].outcome for i in indices],
                                 [trajectories[i].example for i in indices],
                                 [trajectories[i].interpretation for i in indices], heuristics[task])
+        _pop_outcomes(heuristics[task], counts["trajectory"])
         for i, score in zip(indices, scores):
             trajectory_h[i] = score
 
@@ -237,6 +271,7 @@ def evaluate_policy(
         for t, h in zip(trajectories, trajectory_h)]
     names = sorted({heuristics[task].name for task in heuristics})
     summary = summarize(records, heuristic="+".join(names))
+    summary.update(outcome_columns(heuristics, counts))
     summary["interpretations"] = mode
     summary["max_turns"] = max_turns
     summary["seconds"] = round(time.perf_counter() - started, 2)

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import hydra
+
 from clarifylab.evaluation.evaluator import TrajectoryRecord
 from clarifylab.evaluation.outputs import flatten
 
@@ -48,7 +50,6 @@ def log_evaluation(logger_cfg: Any, metrics: Mapping[str, Any], records: Sequenc
     """
     if not logger_cfg:
         return []
-    import hydra
 
     written = []
     for name, node in logger_cfg.items():

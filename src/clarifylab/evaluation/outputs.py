@@ -71,6 +71,19 @@ def transcript_markdown(record: TrajectoryRecord, max_chars: int = 300) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scorer_outcomes_line(metrics: Mapping[str, Any], prefix: str) -> str:
+    """``"turn level: match 3, multiple_statements 1; trajectory level: ..."`` from the ``<prefix>_<code>_<level>``
+    counts of :func:`~clarifylab.evaluation.evaluator.outcome_columns` (codes seen at least once; "" without any)."""
+    levels = []
+    for level in ("turn", "trajectory"):
+        suffix = f"_{level}"
+        seen = [f"{key[len(prefix) + 1:-len(suffix)]} {value}" for key, value in metrics.items()
+                if key.startswith(f"{prefix}_") and key.endswith(suffix) and isinstance(value, int) and value]
+        if seen:
+            levels.append(f"{level} level: " + ", ".join(seen))
+    return "; ".join(levels)
+
+
 def results_markdown(metrics: Mapping[str, Any], records: Sequence[TrajectoryRecord], title: str,
                      n_samples: int = 5) -> str:
     """``results.md``: the paper's columns, every other metric, usage per role and sample trajectories."""
@@ -87,6 +100,9 @@ def results_markdown(metrics: Mapping[str, Any], records: Sequence[TrajectoryRec
                      f"{metrics['sim_copies_goal']}, own prompt {metrics['sim_copies_instructions']}; "
                      f"{metrics['n_trajectories_sim_degenerate']} trajectories affected)."
                      "\n")
+    sql = scorer_outcomes_line(metrics, "sql")
+    if sql:
+        parts.append(f"\nSQL scorer outcomes (execution match; only `match` scores 1): {sql}.\n")
     scalar = {k: v for k, v in metrics.items() if not isinstance(v, (Mapping, list))}
     parts.append("\n## All metrics\n\n" + markdown_table(
         [{"metric": k, "value": format_value(v, k)} for k, v in scalar.items()], ["metric", "value"]))

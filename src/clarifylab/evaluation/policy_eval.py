@@ -13,7 +13,7 @@ seeds are averaged):
   trained policy's ``dataset.conversations`` (its training data setting), else None;
 - ``dataset``, ``split``, ``data_file`` and ``data_sha256`` (the file the split is read from and the hash
   of its bytes, :func:`~clarifylab.evaluation.run_provenance.data_identity`);
-- for a trained policy, its training run's ``trainer``, ``ablation``, ``train_dataset``, ``pairs`` (the
+- for a trained policy, its training run's ``trainer``, ``act_ablation``, ``train_dataset``, ``pairs`` (the
   preference pairs file) and ``pseudo_labels`` (:func:`~clarifylab.evaluation.run_provenance.trained_run_info`);
   None for a base model or a prompting baseline;
 - ``max_examples`` and ``sampling`` (how the evaluated examples were drawn, seeded by ``seed``:
@@ -29,17 +29,28 @@ Provenance that is recorded but not grouped by: ``seed``, ``code_version``, ``ov
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from clarifylab.backends.accounting import UsageMeter
+from clarifylab.backends.base import SamplingParams
+from clarifylab.data.registry import load_dataset_split
+from clarifylab.evaluation.components import build_baseline, build_classifier, build_policy_backend, build_simulator
 from clarifylab.evaluation.eval_sample import SAMPLING, sample_eval_examples
+from clarifylab.evaluation.evaluator import evaluate_policy
+from clarifylab.evaluation.experiment_log import log_evaluation
+from clarifylab.evaluation.outputs import write_eval_outputs
 from clarifylab.evaluation.run_provenance import code_version, data_identity, hydra_overrides, trained_run_info
+from clarifylab.evaluation.tables import PAPER_COLUMNS, rich_table, wide_console
+from clarifylab.io import write_json
+from clarifylab.metrics.task_heuristics import heuristic_options
 
 log = logging.getLogger(__name__)
 
-TRAINED_IDENTITY = ("trainer", "ablation", "train_dataset", "pairs", "pseudo_labels")
+TRAINED_IDENTITY = ("trainer", "act_ablation", "train_dataset", "pairs", "pseudo_labels")
 """Keys of :func:`trained_run_info` that identify a trained policy's row (None for untrained policies)."""
 
 
@@ -54,39 +65,23 @@ def run_identity(cfg: DictConfig, described: dict[str, Any], trained: dict[str, 
     (:data:`TRAINED_IDENTITY`), ``conversations`` and ``seed`` (module docstring); ``trained`` is
     :func:`trained_run_info` of ``cfg.policy_dir`` (empty without one)."""
     style = OmegaConf.select(cfg, "baseline.style", default=None)
-    if cfg.get("approach"):
+    if cfg.approach:
         approach = str(cfg.approach)
     elif style:
         approach = str(style)
     else:
         approach = trained.get("approach", "base")
-    conversations = cfg.get("conversations")
+    conversations = cfg.conversations
     if conversations is None:
         conversations = int(cfg.baseline.conversations) if style else trained.get("conversations")
     return {"label": str(cfg.label), "dataset": str(cfg.dataset.name), "split": str(cfg.split),
-            "model": str(cfg.get("model") or described["model"]), "approach": approach,
+            "model": str(cfg.model or described["model"]), "approach": approach,
             **{key: trained.get(key) for key in TRAINED_IDENTITY}, "conversations": conversations,
             "seed": int(cfg.seed)}
 
 
 def run_policy_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate one policy on ``cfg.split`` of ``cfg.dataset``; returns the ``metrics.json`` object."""
-    import random
-
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.backends.base import SamplingParams
-    from clarifylab.data.registry import load_dataset_split
-    from clarifylab.evaluation.components import (
-        build_baseline,
-        build_classifier,
-        build_policy_backend,
-        build_simulator,
-    )
-    from clarifylab.evaluation.evaluator import evaluate_policy
-    from clarifylab.evaluation.experiment_log import log_evaluation
-    from clarifylab.evaluation.outputs import write_eval_outputs
-    from clarifylab.evaluation.tables import PAPER_COLUMNS, rich_table, wide_console
-
     random.seed(cfg.seed)
     split_examples = load_dataset_split(cfg.dataset, cfg.split, cfg.paths)
     examples = sample_eval_examples(split_examples, cfg.max_examples, int(cfg.seed))
@@ -98,7 +93,7 @@ def run_policy_evaluation(cfg: DictConfig) -> dict[str, Any]:
     policy = build_baseline(cfg, meter.track("policy", backend, cost=cfg.policy.get("cost")))
     simulator = build_simulator(cfg, meter)
     classifier = build_classifier(cfg, meter)
-    trained = trained_run_info(cfg.policy_dir) if cfg.get("policy_dir") else {}
+    trained = trained_run_info(cfg.policy_dir) if cfg.policy_dir else {}
     identity = {**run_identity(cfg, described, trained), **data, **sample}
     log.info("evaluating %s (%s) on %s/%s: %d examples", identity["label"], described["source"], cfg.dataset.name,
              cfg.split, len(examples))
@@ -107,7 +102,7 @@ def run_policy_evaluation(cfg: DictConfig) -> dict[str, Any]:
                             top_p=float(generation.top_p), seed=cfg.seed)
     result = evaluate_policy(policy, examples, classifier, simulator, max_turns=int(cfg.max_turns), params=params,
                              instruction=cfg.dataset.instruction, interpretations=str(cfg.interpretations),
-                             heuristic_options={"data_dir": cfg.paths.data_dir}, progress=bool(cfg.progress))
+                             heuristic_options=heuristic_options(cfg.paths, cfg.dataset), progress=bool(cfg.progress))
     extra = {"simulator": str(cfg.simulator.name), "simulator_model": role_model(simulator),
              "classifier": type(classifier).__name__, "classifier_model": role_model(classifier),
              "policy_source": described["source"], "code_version": code_version(), **hydra_overrides(),
@@ -116,10 +111,8 @@ def run_policy_evaluation(cfg: DictConfig) -> dict[str, Any]:
                                  identity=identity, usage=meter.summary(), extra=extra)
     raw = getattr(policy, "raw_outputs", None)
     if raw is not None:
-        from clarifylab.io import write_json
-
         write_json(Path(cfg.output_dir) / "baseline_raw_outputs.json", raw)
-    log_evaluation(cfg.get("logger"), metrics, result.records, max_rows=int(cfg.num_logged_trajectories))
+    log_evaluation(cfg.logger, metrics, result.records, max_rows=int(cfg.num_logged_trajectories))
     console = wide_console()
     console.print(rich_table([metrics], PAPER_COLUMNS, title=f"{cfg.label} on {cfg.dataset.name}/{cfg.split}"))
     console.print(meter.table())

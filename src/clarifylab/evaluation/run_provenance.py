@@ -1,6 +1,6 @@
 """What an evaluation run records about where its numbers came from (``metrics.json``): the data file and
 its content hash, the Hydra overrides and config choices, the code version, and the training run of an
-evaluated policy (trainer, ablation, pair source).
+evaluated policy (trainer, ACT component ablation, pair source).
 
 These fields key result rows (:data:`clarifylab.evaluation.tables.GROUP_BY`): two runs are averaged only
 when they differ in nothing but their seeds.
@@ -113,7 +113,8 @@ def trained_run_info(policy_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     Returns:
         ``approach`` (``trainer.name``, ``"trained"`` when unknown), ``conversations`` (the training
-        ``dataset.conversations``), ``trainer``, ``ablation`` (``ablation.name``), ``train_dataset``,
+        ``dataset.conversations``), ``trainer``, ``act_ablation`` (``act_ablation.name``; ``ablation.name`` in runs from before the
+        rename), ``train_dataset``,
         ``pairs`` (``trainer.pairs_path``), ``pseudo_labels`` (``params.pseudo_labels`` of the pairs'
         ``manifest.json``, None without one), ``train_seed`` and ``train_overrides`` (None when unknown).
     """
@@ -134,7 +135,8 @@ def trained_run_info(policy_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return {"approach": str(name) if name else "trained",
             "conversations": int(conversations) if isinstance(conversations, int) else None,
             "trainer": str(name) if name else None,
-            "ablation": _train_value(train_cfg, "ablation.name"),
+            "act_ablation": (_train_value(train_cfg, "act_ablation.name")
+                             or _train_value(train_cfg, "ablation.name")),
             "train_dataset": _train_value(train_cfg, "dataset.name"),
             "pairs": str(pairs) if pairs else None,
             "pseudo_labels": pseudo_labels,

@@ -3,7 +3,7 @@
 Evaluation runs are found by their ``metrics.json`` (:func:`find_eval_dirs`, recursively, so a whole
 Hydra multirun directory can be passed), grouped by :data:`GROUP_BY` — everything that distinguishes a
 run except its seed: dataset, split, data file (name and content hash), model, approach, the training
-run's trainer / ablation / dataset / pair source, conversations, simulator and classifier (and the LLM behind
+run's trainer / ACT component ablation / dataset / pair source, conversations, simulator and classifier (and the LLM behind
 each), turn limit and example sample size — and averaged over the runs of a group (the seeds); rendered as Markdown (files),
 CSV and a rich table (console). Rates are shown as percentages with one decimal, as in ACT's tables,
 with ``± std`` when a group has several runs and ``runs`` counting them.
@@ -17,22 +17,28 @@ import json
 import math
 import os
 import statistics
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from clarifylab.errors import DataFormatError, DataNotFoundError
 
-IDENTITY_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "ablation", "pairs", "conversations")
+IDENTITY_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "act_ablation", "pairs",
+                    "conversations")
 PAPER_COLUMNS = ("label", "dataset", "model", "approach", "conversations", "heuristic", "n_trajectories", "accuracy",
                  "macro_f1", "clarify_precision", "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h",
                  "simulator", "sim_degenerate_rate")
 """The comparison table: identity, then action level, then content level (ACT Tables 1-3), then the user
 simulator and the share of its replies that were copies (``evaluator.summarize``)."""
-REPORT_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "ablation", "pairs", "conversations",
+REPORT_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "act_ablation", "pairs", "conversations",
                   "runs", "heuristic", "n_examples", "n_trajectories", "accuracy", "macro_f1", "clarify_precision",
-                  "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h", "simulator", "sim_degenerate_rate")
-GROUP_BY = ("dataset", "split", "data", "model", "approach", "trainer", "ablation", "train_dataset", "pairs",
+                  "clarify_recall", "turn_h", "trajectory_h", "post_clarify_h", "simulator", "sim_degenerate_rate",
+                  "sql_multiple_statements_turn", "sql_multiple_statements_trajectory")
+GROUP_BY = ("dataset", "split", "data", "model", "approach", "trainer", "act_ablation", "train_dataset", "pairs",
             "pseudo_labels", "conversations", "simulator", "simulator_model", "classifier", "classifier_model",
             "max_turns", "interpretations", "max_examples")
 """A result row's identity: runs that agree on all of these (and differ only in seeds) are averaged. A key
@@ -41,20 +47,23 @@ missing from a ``metrics.json`` (older runs) counts as None. ``data`` is derived
 PERCENT_COLUMNS = frozenset({"accuracy", "macro_f1", "clarify_precision", "clarify_recall", "clarify_f1", "turn_h",
                              "trajectory_h", "post_clarify_h", "trajectory_h_gold_clarify",
                              "trajectory_h_gold_answer", "clarify_rate", "turn_limit_rate",
-                             "sim_degenerate_rate"})
+                             "sim_degenerate_rate", "acc_or", "acc_cl", "acc_co", "targeted_rate"})
 HEADERS = {"label": "Label", "dataset": "Dataset", "model": "Model", "approach": "Approach",
            "conversations": "Conversations", "runs": "Runs", "heuristic": "H", "n_trajectories": "Trajectories",
-           "split": "Split", "data": "Data", "ablation": "Ablation", "pairs": "Pairs", "n_examples": "Examples",
+           "split": "Split", "data": "Data", "act_ablation": "ACT ablation", "pairs": "Pairs", "n_examples": "Examples",
            "simulator": "Simulator", "sim_degenerate_rate": "Sim. copies",
            "accuracy": "Accuracy", "macro_f1": "Macro F1", "clarify_precision": "Clarify P",
            "clarify_recall": "Clarify R", "turn_h": "Turn H", "trajectory_h": "Traj. H",
-           "post_clarify_h": "Post-Clarify H"}
+           "post_clarify_h": "Post-Clarify H", "sql_multiple_statements_turn": "SQL 2+ stmts (turn)",
+           "sql_multiple_statements_trajectory": "SQL 2+ stmts (traj.)"}
 MISSING = "–"
 METRICS_FILE = "metrics.json"
 JOINED_KEYS = frozenset({"seed", "train_seed"})
 """Numeric descriptors listed (``"0,1,2"``) rather than averaged when runs are grouped."""
-OPTIONAL_COLUMNS = frozenset({"split", "data", "ablation", "pairs", "n_examples", "simulator", "sim_degenerate_rate"})
-"""Report columns left out of a table in which no row has a value (e.g. no trained policy: no ablation)."""
+OPTIONAL_COLUMNS = frozenset({"split", "data", "act_ablation", "pairs", "n_examples", "simulator",
+                              "sim_degenerate_rate", "sql_multiple_statements_turn",
+                              "sql_multiple_statements_trajectory"})
+"""Report columns left out of a table in which no row has a value (e.g. no trained policy: no ACT ablation)."""
 PATH_COLUMNS = frozenset({"pairs"})
 """Shown by their last two path components (the full path stays in the rows and the CSV)."""
 
@@ -102,8 +111,6 @@ def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], di
 def rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None = None,
                digits: int = 3, headers: Mapping[str, str] | None = None) -> Any:
     """The same table as :func:`markdown_table`, as a ``rich.table.Table``."""
-    from rich.table import Table
-
     table = Table(title=title)
     for column in columns:
         table.add_column(column_header(column, headers), justify="left" if column in IDENTITY_COLUMNS else "right")
@@ -126,10 +133,6 @@ def csv_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def wide_console() -> Any:
     """A rich console that does not squeeze tables to 80 columns when output is piped to a log."""
-    import sys
-
-    from rich.console import Console
-
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 

@@ -38,12 +38,35 @@ import collections
 import functools
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from clarifylab.data.schema import Example
 from clarifylab.errors import ConfigError, DataFormatError
+from clarifylab.metrics.answer_match import exact_match, parse_number
+from clarifylab.metrics.embedding_similarity import EmbeddingSimilarity
+from clarifylab.metrics.sql_execution import (
+    OUTCOME_CODES,
+    QueryRejectedError,
+    compare_execution,
+    parse_read_only_query,
+)
+from clarifylab.metrics.wtq_denotation import denotation_match
+
+
+@runtime_checkable
+class OutcomeReporting(Protocol):
+    """A heuristic that also says WHY each prediction scored what it did (e.g. the SQL scorer's
+    ``multiple_statements``): the evaluator counts :meth:`pop_outcomes` after every scoring call and reports
+    ``<outcome_prefix>_<code>_turn`` / ``_trajectory`` counts for every code in ``outcome_codes``."""
+
+    outcome_prefix: str
+    outcome_codes: tuple[str, ...]
+
+    def pop_outcomes(self) -> list[str]:
+        """One code per prediction of the latest ``score`` call (then cleared)."""
+        ...
 
 
 class TaskHeuristic(Protocol):
@@ -82,8 +105,7 @@ class SyntheticTablesHeuristic:
 
     def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
               examples: Sequence[Example]) -> list[float]:
-        from clarifylab.metrics.answer_match import exact_match, parse_number
-        from clarifylab.metrics.drop_f1 import tatqa_em_f1
+        from clarifylab.metrics.drop_f1 import tatqa_em_f1  # scipy (0.6 s): see docs/architecture.md, imports
 
         _check_aligned(predictions, references, examples)
         scores = []
@@ -159,7 +181,7 @@ class PacificHeuristic:
 
     def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
               examples: Sequence[Example]) -> list[float]:
-        from clarifylab.metrics.drop_f1 import tatqa_em_f1
+        from clarifylab.metrics.drop_f1 import tatqa_em_f1  # scipy (0.6 s): see docs/architecture.md, imports
 
         _check_aligned(predictions, references, examples)
         scores = []
@@ -185,8 +207,6 @@ class PacificHeuristic:
 def shared_embedding_similarity(model_path: str | None = None, device: str = "cpu") -> Any:
     """One :class:`~clarifylab.metrics.embedding_similarity.EmbeddingSimilarity` per (model, device) per
     process, so the sentence encoder is loaded once however many evaluations run."""
-    from clarifylab.metrics.embedding_similarity import EmbeddingSimilarity
-
     return EmbeddingSimilarity(model_path=model_path, device=device)
 
 
@@ -292,8 +312,6 @@ def spider_db_path(data_dir: str | os.PathLike[str], example: Example) -> Path:
 
 def is_sql_query(text: str) -> bool:
     """True when ``text`` parses as exactly one read-only query."""
-    from clarifylab.metrics.sql_execution import QueryRejectedError, parse_read_only_query
-
     try:
         parse_read_only_query(text)
     except QueryRejectedError:
@@ -319,6 +337,8 @@ class ExecutionMatchHeuristic:
     """
 
     name = "execution_match"
+    outcome_prefix = "sql"
+    outcome_codes = (*OUTCOME_CODES, "no_query_reference")
 
     def __init__(self, data_dir: str | os.PathLike[str] | None, timeout_s: float = 5.0,
                  ignore_column_order: bool = False) -> None:
@@ -332,10 +352,14 @@ class ExecutionMatchHeuristic:
         """Outcome code -> number of scored predictions so far (every :meth:`score` call of this instance)."""
         return dict(sorted(self.outcome_counts.items()))
 
+    def pop_outcomes(self) -> list[str]:
+        """The outcome codes of the latest :meth:`score` call (one per prediction), cleared so that a caller
+        counting them per call (:class:`OutcomeReporting`) never counts one call twice."""
+        outcomes, self.last_outcomes = self.last_outcomes, []
+        return outcomes
+
     def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
               examples: Sequence[Example]) -> list[float]:
-        from clarifylab.metrics.sql_execution import compare_execution
-
         _check_aligned(predictions, references, examples)
         if self.data_dir is None:
             raise ConfigError("the ambigsql heuristic needs data_dir (paths.data_dir, the folder with spider/database)")
@@ -369,8 +393,6 @@ class WtqHeuristic:
 
     def score(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
               examples: Sequence[Example]) -> list[float]:
-        from clarifylab.metrics.wtq_denotation import denotation_match
-
         _check_aligned(predictions, references, examples)
         scores = []
         for prediction, refs, example in zip(predictions, references, examples):
@@ -391,6 +413,18 @@ HEURISTICS: dict[str, Callable[..., TaskHeuristic]] = {
 }
 """Task name -> factory taking keyword options (``data_dir`` and ``ignore_column_order`` for ambigsql,
 ``similarity`` for abg_coqa; others are ignored)."""
+
+
+def heuristic_options(paths: Mapping[str, Any] | None, dataset: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword options of :func:`heuristic_for` that come from a run config: ``data_dir`` (``paths.data_dir``,
+    the folder with AmbigSQL's ``spider/database``) and, for ``dataset=ambigsql``, ``ignore_column_order``
+    (``dataset.ignore_column_order`` in conf/dataset/ambigsql.yaml: Spider's column-permutation rule). The
+    evaluation (``evaluation/policy_eval.py``) and the on-policy trainers (``training/task_success.py``) both
+    build H from these, so a config option reaches every scorer."""
+    options: dict[str, Any] = {"data_dir": (paths or {}).get("data_dir")}
+    if dataset is not None and dataset["name"] == "ambigsql":
+        options["ignore_column_order"] = bool(dataset["ignore_column_order"])
+    return options
 
 
 def heuristic_for(task: str, **options: Any) -> TaskHeuristic:

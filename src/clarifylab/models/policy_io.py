@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clarifylab.errors import DataFormatError, DataNotFoundError
+from clarifylab.io import temporary_directory
 from clarifylab.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -63,6 +64,23 @@ def _replace_directory(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def link_final_policy(output_dir: str | os.PathLike[str], last_policy: str | os.PathLike[str]) -> Path:
+    """Make ``<output_dir>/policy`` (what ``evaluate.py policy_dir=`` and later stages read) point at the policy of
+    a multi-stage run's last stage ``last_policy`` (IRPO's last iteration, STaR-GATE's last round): a relative
+    symlink, or a copy where links are not supported; an older ``policy`` entry is replaced. Returns the link."""
+    output_dir = Path(output_dir)
+    target = output_dir / "policy"
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
+    try:
+        target.symlink_to(os.path.relpath(last_policy, output_dir), target_is_directory=True)
+    except OSError:
+        shutil.copytree(last_policy, target)
+    return target
+
+
 def save_policy(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -83,12 +101,11 @@ def save_policy(
         if "default" in names:
             raise ValueError("save_policy: a stacked policy's adapters must be named stage<k> (peft writes the "
                              "adapter 'default' into the directory's root); build stacks with adapter_stack")
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    tmp = temporary_directory(target.parent, f".{target.name}.tmp-")  # mode follows the umask
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / POLICY_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; a saved policy should be readable like any output
         _replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

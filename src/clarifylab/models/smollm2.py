@@ -22,11 +22,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from clarifylab.errors import DataNotFoundError
+from clarifylab.io import temporary_directory
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def ensure_smollm2_converted(cache_dir: str | os.PathLike[str]) -> Path:
         log.info("converting %s into %s once (~1-2 min on 2 CPU cores; later runs load it in seconds)",
                  gguf_path, target)
         start = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{MODEL_DIRNAME}.tmp-"))
+        tmp = temporary_directory(target.parent, f".{MODEL_DIRNAME}.tmp-")  # mode follows the umask
         try:
             convert_gguf(gguf_path, tmp)
             import transformers
@@ -135,7 +135,6 @@ def ensure_smollm2_converted(cache_dir: str | os.PathLike[str]) -> Path:
                 "transformers": transformers.__version__,
                 "dtype": "bfloat16",
             }, indent=2) + "\n")
-            tmp.chmod(0o755)  # mkdtemp makes it owner-only; the cache may be shared by several users
             if target.exists():  # an incomplete directory from elsewhere: replace it
                 shutil.rmtree(target)
             os.replace(tmp, target)

@@ -32,6 +32,11 @@ class SyntheticTablesSchema(DatasetSchema):
 
     dir: str = required()
     auto_generate: bool = required()
+    kinds: Optional[list[str]] = required()            # question kinds; null = all (data/synthetic_tables.py)
+    layout: str = required()                           # grid | sentences
+    entities_per_table: Optional[int] = required()
+    metrics_per_table: Optional[int] = required()
+    whole_numbers: bool = required()
 
 
 @dataclass
@@ -41,6 +46,7 @@ class AmbigSQLSchema(DatasetSchema):
     dir: str = required()
     conversations: Optional[int] = required()
     subset_seed: int = required()
+    ignore_column_order: bool = required()
 
 
 @dataclass
@@ -70,6 +76,25 @@ class WTQSchema(ConversationSplitSchema):
     tsv: str = required()
 
 
+@dataclass
+class StarGateSchema(DatasetSchema):
+    """dataset=stargate: the native persona-task folder ``dir`` (``data/loaders/stargate.py``); personas and oracle
+    answers may come from generate.py builds; ``max_tasks`` x ``max_personas`` pairs per split."""
+
+    dir: str = required()
+    personas_dir: Optional[str] = required()
+    oracle_dir: Optional[str] = required()
+    max_tasks: Optional[int] = required()
+    max_personas: Optional[int] = required()
+
+
+@dataclass
+class TSCurriculumSchema(DatasetSchema):
+    """dataset=ts_curriculum: a ``task=ts_curriculum`` build in ``dir`` (``data/loaders/ts_curriculum.py``)."""
+
+    dir: str = required()
+
+
 DATASETS: dict[str, type] = {
     "synthetic_tables": SyntheticTablesSchema,
     "ambigsql": AmbigSQLSchema,
@@ -77,4 +102,6 @@ DATASETS: dict[str, type] = {
     "abg_coqa": NativeFileSchema,
     "tatqa": NativeFileSchema,
     "wtq": WTQSchema,
+    "ts_curriculum": TSCurriculumSchema,
+    "stargate": StarGateSchema,
 }

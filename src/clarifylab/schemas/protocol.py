@@ -7,8 +7,9 @@ Every protocol names its ``runner`` (a function of the composed config returning
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
-from clarifylab.schemas.fields import required
+from clarifylab.schemas.fields import backend_node, one_of, required
 
 
 @dataclass
@@ -20,4 +21,41 @@ class ProtocolSchema:
     objective: str = required()
 
 
-PROTOCOLS: dict[str, type] = {"multiturn": ProtocolSchema}
+@dataclass
+class SMLShardedSchema(ProtocolSchema):
+    """protocol=sml_sharded: SML's underspecified multi-turn evaluation (methods/sml/sharded_eval.py)."""
+
+    max_turns: int = required()
+    budgets: list[int] = required()
+    answer_logprob: bool = required()
+    problem_seed: int = required()
+
+
+@dataclass
+class StarGateWinRateSchema(ProtocolSchema):
+    """protocol=star_gate_win_rate: win rates of a star-gate run's models against m0 (methods/star_gate)."""
+
+    train_dir: Optional[str] = required()
+    max_turns: int = required()
+    question_max_new_tokens: int = required()
+    answer_max_new_tokens: int = required()
+    roleplayer_max_new_tokens: int = required()
+    judge_max_new_tokens: int = required()
+    batch_size: int = required()
+    bootstrap_samples: int = required()
+    ci_level: float = required()
+    score_logprobs: bool = required()
+    roleplayer: Any = backend_node()
+    judge: Any = backend_node()
+
+
+@dataclass
+class TSBenchmarkSchema(ProtocolSchema):
+    """protocol=ts_benchmark (``methods/ts/benchmark.py``): the teacher-student benchmark's judge of clarifying
+    questions (``rule`` | ``teacher``) and, for ``teacher``, its backend node (else null)."""
+
+    judge: str = one_of("rule", "teacher")
+    teacher: Any = backend_node()
+
+
+PROTOCOLS: dict[str, type] = {"star_gate_win_rate": StarGateWinRateSchema, "multiturn": ProtocolSchema, "fully_specified": ProtocolSchema, "ts_benchmark": TSBenchmarkSchema, "sml_sharded": SMLShardedSchema}

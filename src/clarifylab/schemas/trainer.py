@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from clarifylab.schemas.fields import one_of, required
+from clarifylab.schemas.fields import backend_node, one_of, required
 
 TRUNCATION = ("drop", "error")
 PROGRESS_BARS = ("rich", "tqdm", "none")
@@ -105,4 +105,43 @@ class ACTSchema(OnPolicySchema):
     log_samples: bool = required()
 
 
-TRAINERS: dict[str, type] = {"sft": SFTSchema, "dpo": DPOSchema, "irpo": IRPOSchema, "act": ACTSchema}
+@dataclass
+class StarGateSchema(SFTSchema):
+    """trainer=star-gate: iterations of simulate -> score under m0 -> select -> SFT from m0 (methods/star_gate)."""
+
+    iterations: int = required()
+    splits: list[str] = required()
+    num_conversations: int = required()
+    max_turns: int = required()
+    top_k: int = required()
+    temperature: float = required()
+    top_p: float = required()
+    max_new_tokens: int = required()
+    regularization: str = one_of("self", "oracle", "none")
+    answer_max_new_tokens: int = required()
+    sample_batch_size: int = required()
+    score_batch_size: int = required()
+    score_max_length: Optional[int] = required()
+    roleplayer: Any = backend_node()
+    roleplayer_max_new_tokens: int = required()
+
+
+@dataclass
+class SMLSchema(TrainerSchema):
+    """trainer=sml: online social meta-learning (group-relative policy gradient on teacher dialogues)."""
+
+    init_policy: Optional[str] = required()
+    group_size: int = required()
+    discount: float = required()
+    max_student_turns: int = required()
+    temperature: float = required()
+    top_p: float = required()
+    max_new_tokens: int = required()
+    teacher_max_new_tokens: int = required()
+    threshold: Optional[float] = required()
+    rollout_batch_size: int = required()
+
+
+TRAINERS: dict[str, type] = {"sft": SFTSchema, "dpo": DPOSchema, "irpo": IRPOSchema, "act": ACTSchema,
+                             "star_gate": StarGateSchema,
+                             "sml": SMLSchema}

@@ -2,7 +2,7 @@
 
 ``validate_config(cfg)`` runs first inside ``config.entry_point``. For every config group the defaults list
 selected (``trainer``, ``dataset``, ``student``, ``simulator``, ``classifier``, ``hardware``, ``task``,
-``baseline``, ``ablation``, ``policy``, ``teacher``, ``protocol``, and the same groups nested in a task, e.g. ``task.dataset``)
+``baseline``, ``ablation`` (TS strategies), ``act_ablation``, ``policy``, ``teacher``, ``protocol``, and the same groups nested in a task, e.g. ``task.dataset``)
 it checks, in this order:
 
 1. keys: every key of the node is a field of its schema (a stray or misspelled key fails, naming the full key
@@ -10,6 +10,9 @@ it checks, in this order:
 2. types: the node merged into ``OmegaConf.structured(schema)`` (a string where a float belongs fails);
 3. choices: fields declared with ``one_of`` hold one of their values;
 4. mandatory values: no ``???`` is left unset.
+
+Then the entry config's own top-level keys (``seed``, ``resume``, ``policy_dir``, ...) against
+``schemas/entry.py`` (:func:`check_top_level`).
 
 A node with ``_target_`` (``student``, ``classifier=heuristic``, ``task``) is checked against its target: the
 fields of a dataclass target (``ModelSpec``), else the parameters of the function.
@@ -30,10 +33,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from clarifylab.errors import ConfigError
 from clarifylab.schemas.ablation import AblationSchema
+from clarifylab.schemas.act_ablation import ActAblationSchema
 from clarifylab.schemas.backend import BACKEND_KEYS
 from clarifylab.schemas.baseline import BaselineSchema
 from clarifylab.schemas.classifier import CLASSIFIERS
 from clarifylab.schemas.dataset import DATASETS
+from clarifylab.schemas.entry import ENTRY_CONFIGS
 from clarifylab.schemas.hardware import HardwareSchema
 from clarifylab.schemas.policy import LocalPolicySchema
 from clarifylab.schemas.protocol import PROTOCOLS
@@ -50,12 +55,13 @@ class _Missing:
         self.text = text
 
 
-def plain(node: Any) -> Any:
+def plain(node: Any, only: list[str] | None = None) -> Any:
     """A config node as plain containers, each interpolation resolved where it can be (else kept as text) and
-    each mandatory-missing value (``???``, or an interpolation to one) as a :class:`_Missing`."""
+    each mandatory-missing value (``???``, or an interpolation to one) as a :class:`_Missing`; ``only``: just
+    these keys of a mapping node."""
     if isinstance(node, DictConfig):
         out = {}
-        for key in node.keys():
+        for key in node.keys() if only is None else only:
             raw = node._get_node(key)  # noqa: SLF001 - the only way to read a value without resolving it
             if raw is not None and raw._is_missing():  # noqa: SLF001
                 out[key] = _Missing("???")
@@ -80,8 +86,13 @@ def _strip(value: Any) -> Any:
     return MISSING if isinstance(value, _Missing) else value
 
 
+def _at(path: str) -> str:
+    """``path`` as the prefix of a key under it (``"trainer."``; ``""`` for an entry config's top level)."""
+    return f"{path}." if path else ""
+
+
 def _unknown_key(path: str, key: str, where: str, valid: list[str]) -> ConfigError:
-    return ConfigError(f"{path}.{key} is not an option of {where} (misspelled or stray key: fix or remove it); "
+    return ConfigError(f"{_at(path)}{key} is not an option of {where} (misspelled or stray key: fix or remove it); "
                        f"valid keys: {', '.join(valid)}")
 
 
@@ -91,8 +102,8 @@ def _check_keys(value: Mapping[str, Any], valid: list[str], required: list[str],
             raise _unknown_key(path, key, where, valid)
     for key in required:
         if key not in value:
-            raise ConfigError(f"{path}.{key} is missing from {where}: set it in the option's YAML (value and "
-                              f"comment), or pass +{path}.{key}=... on the command line")
+            raise ConfigError(f"{_at(path)}{key} is missing from {where}: set it in the option's YAML (value and "
+                              f"comment), or pass +{_at(path)}{key}=... on the command line")
 
 
 def _nested_dataclass(annotation: Any) -> type | None:
@@ -115,20 +126,20 @@ def check_dataclass(value: Mapping[str, Any], schema: type, path: str, where: st
         item = value.get(name)
         nested = _nested_dataclass(hints[name])
         if nested is not None and isinstance(item, Mapping):
-            check_dataclass(item, nested, f"{path}.{name}", f"{path}.{name}")
+            check_dataclass(item, nested, f"{_at(path)}{name}", f"{_at(path)}{name}")
         if field.metadata.get("backend") and isinstance(item, Mapping):
-            check_backend(item, f"{path}.{name}")
+            check_backend(item, f"{_at(path)}{name}")
     try:
         OmegaConf.merge(OmegaConf.structured(schema), _strip(value))
     except OmegaConfBaseException as error:
         first = str(error.msg or error).splitlines()[0]
-        key = f"{path}.{error.full_key}" if error.full_key else path
+        key = f"{_at(path)}{error.full_key}" if error.full_key else path
         raise ConfigError(f"{key}: {first} ({where})") from None
     for name, field in fields.items():
         choices = field.metadata.get("choices")
         item = value.get(name)
         if choices and not isinstance(item, _Missing) and not _is_interpolation(item) and item not in choices:
-            raise ConfigError(f"{path}.{name}={item!r} is not one of {list(choices)} ({where})")
+            raise ConfigError(f"{_at(path)}{name}={item!r} is not one of {list(choices)} ({where})")
     _check_missing(value, path, where)
 
 
@@ -139,7 +150,7 @@ def _is_interpolation(item: Any) -> bool:
 def _check_missing(value: Any, path: str, where: str) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _check_missing(item, f"{path}.{key}", where)
+            _check_missing(item, f"{_at(path)}{key}", where)
     elif isinstance(value, _Missing):
         via = "" if value.text == "???" else f" (through {value.text})"
         raise ConfigError(f"{path} must be set{via}: it is ??? in {where}; pass {path}=... on the command line")
@@ -149,12 +160,12 @@ def check_backend(value: Mapping[str, Any], path: str) -> None:
     """A backend node: ``kind`` names one of ``BACKEND_KEYS`` and every key belongs to that kind."""
     kind = value.get("kind")
     if kind not in BACKEND_KEYS:
-        raise ConfigError(f"{path}.kind={kind!r} is not one of {sorted(BACKEND_KEYS)}")
+        raise ConfigError(f"{_at(path)}kind={kind!r} is not one of {sorted(BACKEND_KEYS)}")
     valid = sorted(BACKEND_KEYS[kind])
     _check_keys(value, valid, ["kind"], path, f"a backend of kind {kind}")
     model = value.get("model")
     if isinstance(model, Mapping) and "_target_" in model:
-        check_target(model, f"{path}.model")
+        check_target(model, f"{_at(path)}model")
 
 
 def check_target(value: Mapping[str, Any], path: str) -> None:
@@ -164,7 +175,7 @@ def check_target(value: Mapping[str, Any], path: str) -> None:
     try:
         target = get_object(str(name))
     except Exception as error:  # noqa: BLE001 - any import failure is a config error here
-        raise ConfigError(f"{path}._target_={name!r} cannot be imported ({type(error).__name__}): "
+        raise ConfigError(f"{_at(path)}_target_={name!r} cannot be imported ({type(error).__name__}): "
                           "check the dotted path") from None
     if dataclasses.is_dataclass(target):
         check_dataclass(value, target, path, where)
@@ -183,7 +194,7 @@ def _by_name(schemas: dict[str, type], group: str, what: str) -> Callable[[Mappi
     def check(value: Mapping[str, Any], path: str) -> None:
         name = value.get("name")
         if name not in schemas:
-            raise ConfigError(f"{path}.name={name!r} is not a known {what}; choose one of {sorted(schemas)} "
+            raise ConfigError(f"{_at(path)}name={name!r} is not a known {what}; choose one of {sorted(schemas)} "
                               f"(e.g. `{group}={sorted(schemas)[0]}`)")
         check_dataclass(value, schemas[name], path, f"{group}={name}")
 
@@ -230,6 +241,7 @@ GROUP_CHECKS: dict[str, Callable[[Mapping[str, Any], str], None]] = {
     "task": lambda value, path: check_target(value, path),
     "baseline": lambda value, path: check_dataclass(value, BaselineSchema, path, "baseline"),
     "ablation": lambda value, path: check_dataclass(value, AblationSchema, path, "ablation"),
+    "act_ablation": lambda value, path: check_dataclass(value, ActAblationSchema, path, "act_ablation"),
     "policy": _policy,
     "teacher": _teacher,
     "protocol": _by_name(PROTOCOLS, "protocol", "evaluation protocol"),
@@ -250,10 +262,31 @@ def selected_groups(cfg: DictConfig) -> list[tuple[str, str]]:
     return sorted(((g, p) for g, p in pairs if g in GROUP_CHECKS), key=lambda pair: (order.index(pair[0]), pair[1]))
 
 
+def check_top_level(cfg: DictConfig) -> None:
+    """The keys beside the group nodes (``seed``, ``policy_dir``, ...) against the entry config's schema
+    (``schemas/entry.py``, by Hydra's ``job.config_name``; nothing to check outside a Hydra run or for another
+    config). A stray key reads ``polcy_dir is not an option of evaluate.yaml ...; valid keys: ...``."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    name = hydra_cfg.job.config_name
+    if name not in ENTRY_CONFIGS:
+        return
+    groups = {(str(choice).partition("@")[2] or str(choice)).split(".")[0].split("/")[0]
+              for choice in hydra_cfg.runtime.choices}
+    keys = [key for key in cfg.keys() if key != "hydra" and key not in groups]
+    values = plain(cfg, only=keys)
+    experiment = hydra_cfg.runtime.choices.get("experiment")
+    where = f"{name}.yaml" + (f" with experiment={experiment}" if experiment else "")
+    check_dataclass(values, ENTRY_CONFIGS[name], "", where)
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Raise one ``ConfigError`` line for the first schema violation in a selected group (see the module doc)."""
+    """Raise one ``ConfigError`` line for the first schema violation in a selected group, then in the entry
+    config's own keys (see the module doc)."""
     for group, package in selected_groups(cfg):
         node = OmegaConf.select(cfg, package, throw_on_missing=False)
         if not isinstance(node, DictConfig):
             raise ConfigError(f"{package} must be a mapping (conf/{group}/*.yaml), got {node!r}")
         GROUP_CHECKS[group](plain(node), package)
+    check_top_level(cfg)

@@ -25,7 +25,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+
 from clarifylab.errors import ConfigError
+from clarifylab.models import (
+    load_model_and_tokenizer,
+    load_policy,
+    load_policy_stack,
+    prepare_for_training,
+    save_policy,
+)
+from clarifylab.models.adapter_stack import is_adapter_stack, push_adapter
+from clarifylab.models.loading import count_parameters, enable_gradient_checkpointing
+from clarifylab.models.policy_io import policy_stages
+from clarifylab.training.lightning_setup import (
+    build_loggers,
+    build_trainer,
+    checkpoint_callbacks,
+    config_as_dict,
+    fit_and_select,
+    policy_source,
+    print_run_summary,
+    resume_checkpoint_path,
+)
+from clarifylab.training.preference_data import pad_token_id_of, read_pairs
+from clarifylab.training.preference_datamodule import PreferenceDataModule
+from clarifylab.training.preference_module import PreferenceModule, is_peft_model
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +70,6 @@ def load_initial_policy(cfg: Any) -> tuple[Any, Any, Any, bool]:
     The student's *source* is not used: the init policy records its own base. Otherwise the base
     student, as in SFT.
     """
-    from hydra.utils import instantiate
-
-    from clarifylab.models import load_model_and_tokenizer, load_policy, load_policy_stack, prepare_for_training
-    from clarifylab.models.adapter_stack import push_adapter
-    from clarifylab.models.loading import count_parameters, enable_gradient_checkpointing
-    from clarifylab.models.policy_io import policy_stages
-
     spec = instantiate(cfg.student, _convert_="all")
     init_policy = cfg.trainer.init_policy
     if init_policy:
@@ -84,8 +103,6 @@ def load_initial_policy(cfg: Any) -> tuple[Any, Any, Any, bool]:
 
 
 def _read_pairs(cfg: Any) -> tuple[list[Any], list[Any]]:
-    from clarifylab.training.preference_data import read_pairs
-
     t = cfg.trainer
     train = read_pairs(t.pairs_path)
     if not train:
@@ -114,24 +131,6 @@ def run_dpo(cfg: Any, extra_callbacks: list[Any] | None = None,
         "train/loss": last logged training loss, "train/steps": optimizer steps,
         "train/tokens_seen": scored tokens (both sides)}``.
     """
-    import pytorch_lightning as pl
-
-    from clarifylab.models import save_policy
-    from clarifylab.models.adapter_stack import is_adapter_stack
-    from clarifylab.training.lightning_setup import (
-        build_loggers,
-        build_trainer,
-        checkpoint_callbacks,
-        config_as_dict,
-        fit_and_select,
-        policy_source,
-        print_run_summary,
-        resume_checkpoint_path,
-    )
-    from clarifylab.training.preference_data import pad_token_id_of
-    from clarifylab.training.preference_datamodule import PreferenceDataModule
-    from clarifylab.training.preference_module import PreferenceModule, is_peft_model
-
     t = cfg.trainer
     output_dir = Path(cfg.output_dir)
     resume = resume_checkpoint_path(cfg)

@@ -39,15 +39,50 @@ def config_as_dict(cfg: Any) -> dict[str, Any]:
 
 
 def build_loggers(logger_cfg: Mapping[str, Any] | None) -> list[Any]:
-    """Instantiate every logger config (each has a ``_target_``); ``None``/empty gives no logger."""
+    """Instantiate every logger config (each has a ``_target_``); ``None``/empty gives no logger. A CSV logger's
+    earlier ``metrics.csv`` is kept (:func:`keep_earlier_csv_metrics`)."""
     loggers = []
     for name, one in (logger_cfg or {}).items():
         if one is None:
             continue
         if "_target_" not in one:
             raise ConfigError(f"logger.{name} has no _target_ (e.g. pytorch_lightning.loggers.CSVLogger)")
-        loggers.append(instantiate(one))
+        logger = instantiate(one)
+        if isinstance(logger, pl.loggers.CSVLogger):
+            keep_earlier_csv_metrics(Path(logger.log_dir))
+        loggers.append(logger)
     return loggers
+
+
+def stage_loggers(sub_cfg: Any, run_dir: str | Path, stage_dir: str | Path, iteration: int, default_name: str) -> None:
+    """Point the loggers of one stage's sub-config (an IRPO iteration, a STaR-GATE round) at that stage, in place:
+    a logger whose ``save_dir`` is the run folder ``run_dir`` writes into ``stage_dir``, and a W&B logger gets its
+    own run ``<name>-iter<iteration>`` grouped under ``<name>`` (``name``: the logger's, else ``default_name``);
+    the caller finishes each stage's W&B run so that the next stage starts a new one."""
+    for key, logger in (sub_cfg.logger or {}).items():
+        if logger is not None and "save_dir" in logger and str(logger.save_dir) == str(run_dir):
+            sub_cfg.logger[key].save_dir = str(stage_dir)
+        if logger is not None and str(logger.get("_target_", "")).endswith("WandbLogger"):  # optional W&B args
+            name = logger.get("name") or default_name
+            sub_cfg.logger[key].name = f"{name}-iter{iteration}"
+            sub_cfg.logger[key].group = logger.get("group") or name
+
+
+def keep_earlier_csv_metrics(log_dir: Path) -> Path | None:
+    """Move ``<log_dir>/metrics.csv`` to ``metrics.part<k>.csv`` (k = 1, 2, ...: one per earlier segment) and return
+    the new path (None when there is no such file). Lightning's CSVLogger deletes an existing ``metrics.csv`` when it
+    starts writing, so a run continued in place (``hydra.run.dir=<run> resume=<run>/checkpoints/last.ckpt``) would
+    lose the rows logged before the checkpoint; its new ``metrics.csv`` starts at the resumed step."""
+    current = log_dir / "metrics.csv"
+    if not current.is_file():
+        return None
+    k = 1
+    while (log_dir / f"metrics.part{k}.csv").exists():
+        k += 1
+    kept = log_dir / f"metrics.part{k}.csv"
+    current.rename(kept)
+    log.info("kept the earlier %s as %s (a CSV logger restarts its metrics file)", current, kept.name)
+    return kept
 
 
 def checkpoint_callbacks(checkpoint_dir: str | Path, every_n_steps: int | None,

@@ -7,14 +7,14 @@ Shapes: ``B`` pairs, ``T`` sequence length, ``V`` vocabulary size. Batches are d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
 
 from clarifylab.training.chat_tokenize import IGNORE_INDEX
 
-if TYPE_CHECKING:
-    import torch
-
-Batch = dict[str, "torch.Tensor"]
+Batch = dict[str, torch.Tensor]
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,8 +34,6 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
         ``(sum_logps, n_tokens)``: ``(B,)`` float32 summed log-probs in nats (0 for a row without labels),
         attached to the graph of ``logits``, and ``(B,)`` int64 numbers of labelled target tokens.
     """
-    import torch
-
     if logits.shape[:2] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} disagree on (B, T)")
     targets = labels[:, 1:]  # (B, T-1)
@@ -50,8 +48,6 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
 def pad_batch_to_length(batch: Batch, length: int, pad_token_id: int) -> Batch:
     """Right-pad ``input_ids`` / ``attention_mask`` / ``labels`` of shape ``(B, T)`` to ``(B, length)``
     with ``pad_token_id`` / 0 / ``IGNORE_INDEX`` (the tensor counterpart of ``RightPadCollator``)."""
-    import torch.nn.functional as F
-
     extra = length - batch["input_ids"].shape[1]
     if extra < 0:
         raise ValueError(f"cannot pad a batch of length {batch['input_ids'].shape[1]} to {length}")
@@ -86,8 +82,6 @@ def concatenated_forward(model: Any, chosen: Batch, rejected: Batch, pad_token_i
     Returns:
         :class:`PairLogps` (attached to the graph when grad is enabled).
     """
-    import torch
-
     size = chosen["input_ids"].shape[0]
     if rejected["input_ids"].shape[0] != size:
         raise ValueError(f"{size} chosen rows but {rejected['input_ids'].shape[0]} rejected rows")

@@ -5,12 +5,11 @@ Shapes: ``B`` batch (pairs, for the preference losses), ``T`` sequence length, `
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
+import torch.nn.functional as F
 
+from clarifylab.errors import ConfigError
 from clarifylab.training.chat_tokenize import IGNORE_INDEX
-
-if TYPE_CHECKING:
-    import torch
 
 
 def masked_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,8 +31,6 @@ def masked_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
         ``(loss, n_tokens)``: scalar float32 mean NLL in nats per token (0, still attached to the graph,
         when ``N = 0``) and the int64 scalar ``N``.
     """
-    import torch.nn.functional as F
-
     targets = labels[:, 1:]  # (B, T-1)
     keep = targets != IGNORE_INDEX  # (B, T-1)
     n_tokens = keep.sum()
@@ -90,10 +87,6 @@ def preference_loss(
         ``(losses, chosen_rewards, rejected_rewards)``, each ``(B,)`` float32; only ``losses`` carries
         gradient (towards the policy log-probs).
     """
-    import torch.nn.functional as F
-
-    from clarifylab.errors import ConfigError
-
     if loss_type not in PREFERENCE_LOSS_TYPES:
         raise ConfigError(f"trainer.loss_type={loss_type!r} is not one of {list(PREFERENCE_LOSS_TYPES)}")
     if not beta > 0:

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
+from peft import PeftModel
 
 from clarifylab.errors import ConfigError
 from clarifylab.models.adapter_stack import adapter_names, only_adapters
@@ -64,10 +65,6 @@ class PairReplacer(Protocol):
 
 def is_peft_model(model: Any) -> bool:
     """True for a peft ``PeftModel`` (whose adapters can be disabled)."""
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
     return isinstance(model, PeftModel)
 
 

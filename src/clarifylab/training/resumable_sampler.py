@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch.utils.data import Sampler
 
 
@@ -63,8 +64,6 @@ class ResumableSampler(Sampler[int]):
 
     def epoch_indices(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``, in the order they are served (before any skipping)."""
-        import torch
-
         if self.shuffle:
             generator = torch.Generator()
             generator.manual_seed(self.seed + epoch)

@@ -1,9 +1,9 @@
 """When an on-policy sample succeeds: the task heuristic H built from the config, and its success threshold.
 
 ACT (Alg. 2, "heuristic tolerance" epsilon) and IRPO (correct vs incorrect samples) both turn H into a binary
-success, ``H >= threshold``. Both build H here, from the run config (:func:`heuristic_from_config`: ``data_dir``
-for AmbigSQL's databases), and both read the threshold here (:func:`success_threshold`), so the two
-trainers always score and cut the same way.
+success, ``H >= threshold``. Both build H here, from the run config (:func:`heuristic_from_config`:
+``data_dir`` for AmbigSQL's databases, ``dataset.ignore_column_order``), and both read the threshold here
+(:func:`success_threshold`), so the two trainers always score and cut the same way.
 
 Success thresholds per task (:data:`SUCCESS_THRESHOLDS`; ``trainer.threshold`` overrides when not null):
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from clarifylab.env.rollout import Trajectory
 from clarifylab.errors import ConfigError
-from clarifylab.metrics.task_heuristics import TaskHeuristic, heuristic_for, score_outcomes
+from clarifylab.metrics.task_heuristics import TaskHeuristic, heuristic_for, heuristic_options, score_outcomes
 
 SUCCESS_THRESHOLDS: dict[str, float] = {
     "pacific": 0.9,
@@ -63,28 +63,24 @@ def success_threshold(task: str, override: float | None = None) -> float:
     return SUCCESS_THRESHOLDS[task]
 
 
-def heuristic_options(paths: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The keyword options every task heuristic may need from the config: ``data_dir`` (``paths.data_dir``,
-    AmbigSQL's ``spider/database``)."""
-    return {"data_dir": (paths or {}).get("data_dir")}
+def heuristic_from_config(task: str, paths: Mapping[str, Any] | None,
+                          dataset: Mapping[str, Any] | None = None) -> TaskHeuristic:
+    """H of ``task`` with what it needs from the config's ``paths`` and ``dataset`` node
+    (:func:`~clarifylab.metrics.task_heuristics.heuristic_options`: AmbigSQL's data dir and column-order option)."""
+    return heuristic_for(task, **heuristic_options(paths, dataset))
 
 
-def heuristic_from_config(task: str, paths: Mapping[str, Any] | None) -> TaskHeuristic:
-    """H of ``task`` with what it needs from the config's ``paths`` (see :func:`heuristic_options`)."""
-    return heuristic_for(task, **heuristic_options(paths))
-
-
-def trajectory_scorer(paths: Mapping[str, Any] | None) -> TrajectoryScorer:
+def trajectory_scorer(paths: Mapping[str, Any] | None, dataset: Mapping[str, Any] | None = None) -> TrajectoryScorer:
     """``scorer(trajectories) -> [H of each outcome against its goal]`` (``score_outcomes`` per task, one H per
-    task built once with :func:`heuristic_from_config`). A trajectory that ended on a clarifying question (turn
-    limit) has no outcome and scores 0."""
+    task built once with :func:`heuristic_from_config` from ``paths`` and ``dataset``). A trajectory that ended on a
+    clarifying question (turn limit) has no outcome and scores 0."""
     heuristics: dict[str, TaskHeuristic] = {}
 
     def scorer(trajectories: Sequence[Trajectory]) -> list[float]:
         scores = [0.0] * len(trajectories)
         for task in sorted({t.example.task for t in trajectories}):
             if task not in heuristics:
-                heuristics[task] = heuristic_from_config(task, paths)
+                heuristics[task] = heuristic_from_config(task, paths, dataset)
             rows = [i for i, t in enumerate(trajectories) if t.example.task == task]
             values = score_outcomes(task, [None if trajectories[i].hit_turn_limit else trajectories[i].outcome
                                            for i in rows],

@@ -83,16 +83,16 @@ def test_act_trains_with_on_policy_replacement_from_the_composed_config(pairs_di
 
 def test_ablations(pairs_dir, tmp_path):
     out = tmp_path / "no_on_policy"
-    result = run_act(compose_act(pairs_dir, out, "ablation=no_on_policy", "trainer.max_steps=1"))
+    result = run_act(compose_act(pairs_dir, out, "act_ablation=no_on_policy", "trainer.max_steps=1"))
     assert result["train/steps"] == 1 and not any(key.startswith("act/") for key in result)
     out = tmp_path / "random"
-    result = run_act(compose_act(pairs_dir, out, "ablation=random_actions", "trainer.max_steps=1",
+    result = run_act(compose_act(pairs_dir, out, "act_ablation=random_actions", "trainer.max_steps=1",
                                  "trainer.sample_every=2"))
     randomized = read_pairs(out / "pairs_random_actions.jsonl")
     assert [p.id for p in randomized] == [p.id for p in read_pairs(pairs_dir / "train.jsonl")]
     assert all("random_actions" in p.meta for p in randomized)
     assert result["act/not_sampled"] == 0  # call 0 is sampled with sample_every=2
-    cfg = compose_act(pairs_dir, tmp_path / "x", "ablation=no_simulation")
+    cfg = compose_act(pairs_dir, tmp_path / "x", "act_ablation=no_simulation")
     assert ablation_switches(cfg) == {"random_actions": False, "on_policy": True, "simulation": False}
     with pytest.raises(ConfigError, match="precompute_reference"):
         run_act(compose_act(pairs_dir, tmp_path / "y", "trainer.precompute_reference=true"))

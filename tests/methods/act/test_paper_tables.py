@@ -58,7 +58,7 @@ def test_report_script_layout_act(tmp_path, capsys):
 def test_ablation_pseudo_label_and_split_runs_are_rows_of_their_own():
     base = {"dataset": "pacific", "model": "zephyr", "approach": "act", "conversations": 50, "split": "test",
             "data": "validation.json@aaaaaaaaaaaa", "macro_f1": 0.8}
-    variants = [base, {**base, "ablation": "none"}, {**base, "ablation": "no_simulation", "macro_f1": 0.7},
+    variants = [base, {**base, "act_ablation": "none"}, {**base, "act_ablation": "no_simulation", "macro_f1": 0.7},
                 {**base, "pseudo_labels": True, "macro_f1": 0.75}, {**base, "split": "validation", "macro_f1": 0.9}]
     (table, selected), = act_paper_tables(variants)
     assert [(r["approach_name"], r["split"]) for r in selected] == [

@@ -47,13 +47,38 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
-from clarifylab.data.loaders.spider import SpiderRequest, SpiderSchema, linearize_schema, spider_database_path
-from clarifylab.data.schema import Action, Clarification, Example, Turn
-from clarifylab.errors import ConfigError
+from clarifylab.backends.teacher_nodes import build_teacher, plain
 from clarifylab.data.builders.ambigsql_kinds import AmbiguityKind, choose_kind, query_tables
+from clarifylab.data.builders.ambigsql_log import append_records, check_fingerprint, recover_log
 from clarifylab.data.builders.ambigsql_parse import judge_question, judge_request, judge_rewrite, parse_line
-from clarifylab.data.builders.ambigsql_prompts import PROMPT_VERSION, question_messages, request_messages, rewrite_messages
+from clarifylab.data.builders.ambigsql_prompts import (
+    PROMPT_VERSION,
+    question_messages,
+    request_messages,
+    rewrite_messages,
+)
+from clarifylab.data.jsonl import write_examples
+from clarifylab.data.loaders.spider import (
+    SpiderRequest,
+    SpiderSchema,
+    check_requests_have_schemas,
+    linearize_schema,
+    read_spider_requests,
+    read_spider_schemas,
+    spider_database_path,
+)
+from clarifylab.data.schema import Action, Clarification, Example, Turn
+from clarifylab.data.splits import seeded_order, unit_hash
+from clarifylab.errors import ConfigError
+from clarifylab.io import write_json
+from clarifylab.metrics.sql_execution import (
+    QueryFailedError,
+    QueryRejectedError,
+    parse_read_only_query,
+    run_read_only_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +132,6 @@ def plan_requests(requests: Sequence[SpiderRequest], spider_dir: str | Path, ord
         seed: seeds the order.
         max_items: keep the first N requests on present databases (``None`` = all).
     """
-    from clarifylab.data.splits import seeded_order
-
     if order not in ("seeded", "file"):
         raise ConfigError(f"task.order must be 'seeded' or 'file', got {order!r}")
     if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1):
@@ -135,9 +158,6 @@ def plan_requests(requests: Sequence[SpiderRequest], spider_dir: str | Path, ord
 def check_gold(request: SpiderRequest, spider_dir: str | Path, timeout_s: float = 10.0) -> tuple[int | None, str]:
     """``(row count, "")`` when the gold SQL is one read-only query that executes on its database, else
     ``(None, why)``."""
-    from clarifylab.metrics.sql_execution import (QueryFailedError, QueryRejectedError, parse_read_only_query,
-                                                  run_read_only_query)
-
     try:
         parse_read_only_query(request.query)
         rows = run_read_only_query(request.query, spider_database_path(spider_dir, request.db_id), timeout_s)
@@ -236,8 +256,6 @@ def process_requests(planned: Sequence[SpiderRequest], done: set[str], teacher: 
     Returns:
         The number of requests processed now.
     """
-    from clarifylab.data.builders.ambigsql_log import append_records
-
     if batch_size < 1:
         raise ConfigError(f"task.batch_size must be >= 1, got {batch_size}")
     todo = sum(r.id not in done for r in planned)
@@ -268,8 +286,6 @@ def process_requests(planned: Sequence[SpiderRequest], done: set[str], teacher: 
 def split_of(record: Mapping[str, Any], split_by: str = "db", seed: int = 0, validation_fraction: float = 0.1,
              test_fraction: float = 0.2) -> str:
     """The split of a kept record's pair (module docstring, stage 3): by its ``db_id`` or by its ``id``."""
-    from clarifylab.data.splits import unit_hash
-
     if split_by not in ("db", "item"):
         raise ConfigError(f"task.split_by must be 'db' or 'item', got {split_by!r}")
     if validation_fraction < 0 or test_fraction < 0 or validation_fraction + test_fraction > 1:
@@ -340,8 +356,6 @@ def build_counts(records: Sequence[Mapping[str, Any]], missing: Counter[str], n_
 
 def read_sources(spider_dir: str | Path, sources: Sequence[str]) -> tuple[list[SpiderRequest], dict[str, SpiderSchema]]:
     """Requests of every source file (in the given order) and the schemas, checked against each other."""
-    from clarifylab.data.loaders.spider import check_requests_have_schemas, read_spider_requests, read_spider_schemas
-
     if not sources:
         raise ConfigError("task.sources is empty: name Spider question files, e.g. [dev.json]")
     schemas = read_spider_schemas(Path(spider_dir) / "tables.json")
@@ -380,12 +394,6 @@ def generate_ambigsql(out_dir: str, spider_dir: str, teacher: Mapping[str, Any] 
     Returns:
         The manifest (``counts``, ``files``, ``params``, ``usage``).
     """
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.data.jsonl import write_examples
-    from clarifylab.data.builders.ambigsql_log import check_fingerprint, recover_log
-    from clarifylab.backends.teacher_nodes import build_teacher, plain
-    from clarifylab.io import write_json
-
     paths = plain(paths)
     sources = list(plain(sources))
     options = RewriteOptions(mode=mode, seed=seed, presentation_rate=presentation_rate, shots=shots,

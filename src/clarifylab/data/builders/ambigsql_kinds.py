@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import enum
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
 from clarifylab.data.splits import unit_hash
 
 
@@ -28,8 +32,6 @@ class AmbiguityKind(str, enum.Enum):
 
 
 def _parse(sql: str):  # noqa: ANN202 - sqlglot expression or None
-    import sqlglot
-    from sqlglot.errors import SqlglotError
 
     try:
         return sqlglot.parse_one(sql, read="sqlite")
@@ -41,8 +43,6 @@ def presents_results(sql: str) -> bool:
     """True when the outermost query (a SELECT or a set operation, through enclosing parentheses) has an
     ORDER BY or a LIMIT. Subqueries do not count: ``WHERE age = (SELECT max(age) ... LIMIT 1)`` picks a
     population, it does not present results. A query sqlglot cannot parse counts as False."""
-    from sqlglot import exp
-
     node = _parse(sql)
     while node is not None:
         if node.args.get("order") is not None or node.args.get("limit") is not None:
@@ -53,8 +53,6 @@ def presents_results(sql: str) -> bool:
 
 def query_tables(sql: str) -> list[str]:
     """Names of the tables ``sql`` reads, in order of first appearance (empty when it does not parse)."""
-    from sqlglot import exp
-
     node = _parse(sql)
     if node is None:
         return []

@@ -17,10 +17,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend, SamplingParams
+from clarifylab.backends.teacher_nodes import build_teacher, plain
 from clarifylab.data.chat_format import prompt_messages
+from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Example
-from clarifylab.training.preference_data import PreferencePair
+from clarifylab.io import write_json
+from clarifylab.training.preference_data import PreferencePair, write_pairs
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +92,6 @@ def generate_dpo_dist_pairs(out_dir: str, dataset: Mapping[str, Any], strong: Ma
     Returns:
         The manifest ``{"task", "dataset", "counts": {split: counts}, "files", "params", "usage"?}``.
     """
-    from omegaconf import OmegaConf
-
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.data.registry import load_dataset_split
-    from clarifylab.backends.teacher_nodes import build_teacher, plain
-    from clarifylab.io import write_json
-    from clarifylab.training.preference_data import write_pairs
-
     dataset, paths = plain(dataset), plain(paths)
     meter = None
     if backends is None:
@@ -113,7 +111,7 @@ def generate_dpo_dist_pairs(out_dir: str, dataset: Mapping[str, Any], strong: Ma
     for split in splits:
         examples = load_dataset_split(OmegaConf.create(dataset), split, OmegaConf.create(paths), max_examples)
         pairs, counts = build_dist_pairs(examples, strong_backend, weak_backend, params=params,
-                                         instruction=dataset.get("instruction"))
+                                         instruction=dataset["instruction"])
         path = out / f"{split}.jsonl"
         write_pairs(path, pairs)
         manifest["counts"][split], manifest["files"][split] = counts, str(path)

@@ -31,11 +31,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
+from clarifylab.backends.teacher_nodes import build_teacher, plain
 from clarifylab.data.chat_format import prompt_messages
+from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Action, Example
 from clarifylab.errors import ConfigError
-from clarifylab.training.preference_data import PreferencePair
+from clarifylab.io import write_json
+from clarifylab.training.preference_data import PreferencePair, write_pairs
 
 log = logging.getLogger(__name__)
 
@@ -189,14 +195,7 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
     Returns:
         The manifest: ``{"counts": {split: counts}, "files": {split: path}, "params": ...}``.
     """
-    from omegaconf import OmegaConf
-
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.data.registry import load_dataset_split
     from clarifylab.evaluation.components import build_classifier
-    from clarifylab.backends.teacher_nodes import build_teacher, plain
-    from clarifylab.io import write_json
-    from clarifylab.training.preference_data import write_pairs
 
     dataset, classifier, paths = (plain(node) for node in (dataset, classifier, paths))
     meter = None
@@ -212,6 +211,7 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
                             seed=None if temperature == 0 else seed)
     dataset_cfg = OmegaConf.create(dataset)
     out = Path(out_dir)
+    # conversations / subset_seed exist only for datasets with conversation subsets (not synthetic_tables): None
     manifest: dict[str, Any] = {"task": "act_pairs", "dataset": dataset["name"], "counts": {}, "files": {},
                                 "params": {"splits": list(splits), "conversations": dataset.get("conversations"),
                                            "subset_seed": dataset.get("subset_seed"), "pseudo_labels": pseudo_labels,
@@ -221,7 +221,7 @@ def generate_act_pairs(out_dir: str, dataset: Mapping[str, Any], teacher: Mappin
     for split in splits:
         examples = load_dataset_split(dataset_cfg, split, OmegaConf.create(paths), max_examples)
         pairs, counts = build_act_pairs(examples, generator, params=params, k=k, seed=seed,
-                                        instruction=dataset.get("instruction"), classifier=labeller,
+                                        instruction=dataset["instruction"], classifier=labeller,
                                         context_chars=context_chars)
         if random_actions:
             pairs = randomize_actions(pairs, seed)

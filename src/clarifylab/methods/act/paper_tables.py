@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clarifylab.evaluation.tables import markdown_table, rich_table, wide_console
+
 
 @dataclass(frozen=True)
 class PaperTable:
@@ -58,7 +60,7 @@ def approach_name(row: Mapping[str, Any]) -> str:
     """The row's approach, with its ablation (other than ``none``) and ``pseudo-labels`` in parentheses:
     ``act``, ``act (no_simulation)``, ``act (pseudo-labels)``."""
     approach = str(row.get("approach") or "")
-    variants = [str(row["ablation"])] if row.get("ablation") not in (None, "none") else []
+    variants = [str(row["act_ablation"])] if row.get("act_ablation") not in (None, "none") else []
     variants += ["pseudo-labels"] if row.get("pseudo_labels") is True else []
     return f"{approach} ({', '.join(variants)})" if variants else approach
 
@@ -87,8 +89,6 @@ def act_paper_tables(rows: Sequence[Mapping[str, Any]]) -> list[tuple[PaperTable
 
 def render_act_tables(rows: Sequence[Mapping[str, Any]], console: Any | None = None) -> str:
     """Print the rich tables and return them as Markdown (``## Table N: caption`` + table per dataset)."""
-    from clarifylab.evaluation.tables import markdown_table, rich_table, wide_console
-
     console = console or wide_console()
     parts = []
     for table, selected in act_paper_tables(rows):

@@ -7,7 +7,7 @@ checkpoint is selected by ``val/reward_margin`` (as in the paper). A (``cfg.clas
 config's paths and the task's success threshold (:mod:`clarifylab.training.task_success`). Before anything
 loads, the pairs' ``manifest.json`` is checked against the config (:func:`check_pairs_against_config`).
 
-Ablations (``cfg.ablation``, conf/ablation/*.yaml):
+Ablations (``cfg.act_ablation``, conf/act_ablation/*.yaml):
 
 - ``random_actions: true`` — before training, each pair's winning action is drawn at random
   (:func:`~clarifylab.methods.act.pairs.randomize_actions`; about half the pairs get their sides and
@@ -17,7 +17,7 @@ Ablations (``cfg.ablation``, conf/ablation/*.yaml):
 - ``simulation: false`` — sampling without trajectory simulation (see :mod:`replacer`).
 
 Config keys read beyond ``run_dpo``'s: ``trainer.{sample_every, sample_prob, threshold, max_turns,
-max_new_tokens, temperature, top_p, log_samples}``, ``ablation.{random_actions, on_policy, simulation}``,
+max_new_tokens, temperature, top_p, log_samples}``, ``act_ablation.{random_actions, on_policy, simulation}``,
 ``classifier``, ``simulator``, ``dataset`` (pairs without ``meta.example``), ``paths``.
 """
 
@@ -35,13 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def ablation_switches(cfg: Any) -> dict[str, bool]:
-    """``{"random_actions", "on_policy", "simulation"}`` from ``cfg.ablation`` (conf/ablation/*.yaml)."""
-    node = cfg.ablation
+    """``{"random_actions", "on_policy", "simulation"}`` from ``cfg.act_ablation`` (conf/act_ablation/*.yaml)."""
+    node = cfg.act_ablation
     known = {"name", "random_actions", "on_policy", "simulation"}
     unknown = sorted(set(node) - known)
     if unknown:
-        raise ConfigError(f"ablation has keys {unknown} that trainer=act does not know; it reads {sorted(known)} "
-                          "(conf/ablation/*.yaml)")
+        raise ConfigError(f"act_ablation has keys {unknown} that trainer=act does not know; it reads {sorted(known)} "
+                          "(conf/act_ablation/*.yaml)")
     return {"random_actions": bool(node.random_actions), "on_policy": bool(node.on_policy),
             "simulation": bool(node.simulation)}
 
@@ -61,7 +61,7 @@ def pairs_settings(cfg: Any, split: str) -> dict[str, Any]:
     """What the Alg. 1 pairs of ``split`` must have been built with for this run (see
     :func:`~clarifylab.methods.act.pairs.check_pairs_manifest`): the dataset, split, conversations subset and its
     seed, the seed, gold or pseudo labels (top-level ``pseudo_labels``), and no build-time random actions (the
-    random-actions ablation is applied at train time, ``ablation=random_actions``)."""
+    random-actions ablation is applied at train time, ``act_ablation=random_actions``)."""
     return {"dataset": cfg.dataset.name, "split": split,
             "conversations": OmegaConf.select(cfg, "dataset.conversations", default=None),
             "subset_seed": OmegaConf.select(cfg, "dataset.subset_seed", default=None), "seed": int(cfg.seed),
@@ -107,7 +107,7 @@ def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_optio
     check_pairs_against_config(cfg)
     if cfg.trainer.precompute_reference and switches["on_policy"]:
         raise ConfigError("trainer.precompute_reference=true with on-policy ACT: replaced sides must be scored live; "
-                          "set trainer.precompute_reference=false (or ablation=no_on_policy)")
+                          "set trainer.precompute_reference=false (or act_ablation=no_on_policy)")
     if switches["random_actions"]:
         from clarifylab.methods.act.pairs import randomize_actions
         from clarifylab.training.preference_data import read_pairs, write_pairs
@@ -128,7 +128,7 @@ def run_act(cfg: Any, extra_callbacks: list[Any] | None = None, **replacer_optio
     settings = replacer_config(cfg, switches["simulation"])
     replacers: list[ACTReplacer] = []
 
-    replacer_options.setdefault("scorer", trajectory_scorer(cfg.paths))  # H with paths.data_dir (AmbigSQL)
+    replacer_options.setdefault("scorer", trajectory_scorer(cfg.paths, cfg.dataset))  # H with AmbigSQL's data dir
 
     def factory(tokenizer: Any) -> ACTReplacer:
         samples_dir = str(Path(cfg.output_dir) / "act_samples") if cfg.trainer.log_samples else None

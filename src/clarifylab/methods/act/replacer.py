@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
+from clarifylab.backends.transformers_backend import TransformersBackend
 from clarifylab.data.schema import Action, Example
 from clarifylab.env.action_classifier import ActionClassifier
 from clarifylab.env.rollout import Trajectory, rollout
@@ -142,8 +143,6 @@ class _CountingBackend:
 
 
 def _transformers_policy(module: Any, tokenizer: Any, batch_size: int) -> ChatBackend:
-    from clarifylab.backends.transformers_backend import TransformersBackend
-
     return TransformersBackend(module.model, tokenizer, batch_size=max(batch_size, 1), model_id="act-policy")
 
 

@@ -42,6 +42,7 @@ from typing import Any
 from clarifylab.backends.base import ChatBackend, SamplingParams
 from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
+from clarifylab.metrics.task_heuristics import score_turns
 from clarifylab.training.preference_data import PreferencePair
 
 COUNT_KEYS = ("prompts", "samples", "empty_samples", "correct_samples", "pairs", "paired_prompts",
@@ -108,8 +109,6 @@ def label_candidates(examples: Sequence[Example], samples: Sequence[Sequence[str
     Returns:
         per example, its non-empty samples as :class:`ScoredSample` (empty ones are left out).
     """
-    from clarifylab.metrics.task_heuristics import score_turns
-
     if len(examples) != len(samples):
         raise ValueError(f"label_candidates: {len(examples)} examples but {len(samples)} sample lists")
     flat = [(example, index, text) for example, texts in zip(examples, samples)

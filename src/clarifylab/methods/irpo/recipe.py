@@ -28,19 +28,33 @@ max_train_examples}``, ``paths.{cache_dir, data_dir}``, ``hardware.accelerator``
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from clarifylab.backends.accounting import UsageMeter
+from clarifylab.backends.base import SamplingParams
+from clarifylab.backends.transformers_backend import TransformersBackend
+from clarifylab.data.registry import load_dataset_split
 from clarifylab.errors import ConfigError
+from clarifylab.evaluation.components import build_classifier
 from clarifylab.io import write_json
+from clarifylab.methods.irpo.pairs import build_irpo_pairs
+from clarifylab.models import load_model_and_tokenizer, load_policy
+from clarifylab.models.policy_io import link_final_policy
+from clarifylab.training import dpo_recipe
+from clarifylab.training.lightning_setup import stage_loggers
+from clarifylab.training.preference_data import write_pairs
+from clarifylab.training.task_success import heuristic_from_config, success_threshold
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +83,7 @@ def iteration_config(cfg: Any, iteration: int, init_policy: str | None) -> Any:
     sub = OmegaConf.merge(cfg, {"output_dir": str(directory), "resume": None,
                                 "trainer": {"init_policy": init_policy, "pairs_path": str(directory / "pairs.jsonl"),
                                             "name": f"{cfg.trainer.name}/iter_{iteration}"}})
-    for key, logger in (sub.logger or {}).items():
-        if logger is not None and "save_dir" in logger and str(logger.save_dir) == str(cfg.output_dir):
-            sub.logger[key].save_dir = str(directory)
-        if logger is not None and str(logger.get("_target_", "")).endswith("WandbLogger"):
-            name = logger.get("name") or cfg.trainer.name
-            sub.logger[key].name = f"{name}-iter{iteration}"
-            sub.logger[key].group = logger.get("group") or name
+    stage_loggers(sub, cfg.output_dir, directory, iteration, cfg.trainer.name)
     return sub
 
 
@@ -87,8 +95,6 @@ def finish_wandb_run() -> None:
 
 
 def _sampling_device(cfg: Any) -> str:
-    import torch
-
     accelerator = str(cfg.hardware.accelerator)
     return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
@@ -96,10 +102,6 @@ def _sampling_device(cfg: Any) -> str:
 def load_sampling_policy(cfg: Any, init_policy: str | None) -> tuple[Any, Any]:
     """M_t for sampling: the saved policy ``init_policy`` (its adapter stages unmerged, so the samples come from
     exactly the M_t that iteration t trains from) or the base ``cfg.student``."""
-    from hydra.utils import instantiate
-
-    from clarifylab.models import load_model_and_tokenizer, load_policy
-
     if init_policy:
         if not Path(init_policy).is_dir():
             raise ConfigError(f"trainer.init_policy={init_policy!r} is not a directory: pass the `policy` folder "
@@ -111,10 +113,6 @@ def load_sampling_policy(cfg: Any, init_policy: str | None) -> tuple[Any, Any]:
 
 
 def _free(*objects: Any) -> None:
-    import gc
-
-    import torch
-
     del objects
     gc.collect()
     if torch.cuda.is_available():
@@ -125,14 +123,6 @@ def build_iteration_pairs(cfg: Any, iteration: int, init_policy: str | None, exa
                           backend_factory: BackendFactory | None = None) -> dict[str, int]:
     """Steps 1-2 of iteration t: sample from M_t, label, pair; write ``pairs.jsonl`` then ``pair_counts.json``
     into ``iter_<t>``; return the counts (see :func:`~clarifylab.methods.irpo.pairs.pair_candidates`)."""
-    from clarifylab.backends.base import SamplingParams
-    from clarifylab.backends.transformers_backend import TransformersBackend
-    from clarifylab.backends.accounting import UsageMeter
-    from clarifylab.evaluation.components import build_classifier
-    from clarifylab.methods.irpo.pairs import build_irpo_pairs
-    from clarifylab.training.preference_data import write_pairs
-    from clarifylab.training.task_success import success_threshold
-
     t = cfg.trainer
     directory = iteration_dir(cfg.output_dir, iteration)
     model, tokenizer = load_sampling_policy(cfg, init_policy)
@@ -174,18 +164,6 @@ def _saved_pairs_match(directory: Path, settings: dict[str, Any]) -> bool:
     return all(path.is_file() for path in files) and json.loads(files[2].read_text()) == settings
 
 
-def _link_final_policy(output_dir: Path, last_policy: Path) -> None:
-    target = output_dir / "policy"
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.is_dir():
-        shutil.rmtree(target)
-    try:
-        target.symlink_to(os.path.relpath(last_policy, output_dir), target_is_directory=True)
-    except OSError:
-        shutil.copytree(last_policy, target)
-
-
 def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
              backend_factory: BackendFactory | None = None) -> dict[str, float]:
     """Train a policy with IRPO (module docstring); return the last iteration's :func:`run_dpo` metrics plus,
@@ -198,10 +176,6 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
         backend_factory: how M_t is wrapped for sampling; default a :class:`TransformersBackend` with
             ``trainer.sample_batch_size``.
     """
-    from clarifylab.data.registry import load_dataset_split
-    from clarifylab.training.dpo_recipe import run_dpo
-    from clarifylab.training.task_success import heuristic_from_config
-
     t = cfg.trainer
     iterations = int(t.iterations)
     if iterations < 1:
@@ -239,7 +213,7 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
                                               max_examples=dataset.max_train_examples)
                 if not examples:
                     raise ConfigError(f"dataset {dataset.name!r} split {dataset.train_split!r} has no examples")
-                heuristic = heuristic_from_config(examples[0].task, cfg.paths)
+                heuristic = heuristic_from_config(examples[0].task, cfg.paths, cfg.dataset)
             (directory / "sampling.json").unlink(missing_ok=True)
             counts = build_iteration_pairs(cfg, iteration, init_policy, examples, heuristic, backend_factory)
             write_json(directory / "sampling.json", settings)
@@ -251,12 +225,12 @@ def run_irpo(cfg: Any, extra_callbacks: list[Any] | None = None,
                 f"incorrect; see {directory / 'pair_counts.json'}); raise trainer.num_samples or "
                 "trainer.temperature, or change trainer.threshold")
         try:
-            result = run_dpo(iteration_config(cfg, iteration, init_policy), extra_callbacks=extra_callbacks)
+            result = dpo_recipe.run_dpo(iteration_config(cfg, iteration, init_policy), extra_callbacks=extra_callbacks)
         finally:
             finish_wandb_run()  # iteration t's W&B run ends with it
         write_json(directory / "metrics.json", result)
         init_policy = str(directory / "policy")
-    _link_final_policy(output_dir, iteration_dir(output_dir, iterations - 1) / "policy")
+    link_final_policy(output_dir, iteration_dir(output_dir, iterations - 1) / "policy")
     metrics = dict(result)
     for iteration, counts in counts_by_iteration.items():
         metrics.update({f"irpo/iter_{iteration}/{key}": float(value) for key, value in counts.items()})
