@@ -6,7 +6,7 @@
 Every stage is one entry-point command (printed before it runs) on dataset=synthetic_lookup (conf/experiment/demo*.yaml).
 Resumable: a stage whose output exists is skipped (delete its folder to redo it). With one seed the run lives in
 ``--out``; with several, in ``--out/seed<k>``. At the end it writes ``results.md``/``.csv`` (experiments/report.py: seeds
-averaged, ``runs`` = how many), ``branches.json`` (ACT Alg. 2 branch counts per seed), ``stage_times.json`` and
+averaged, ``runs`` = how many), ``branches.json`` (ACT Alg. 2 branch counts per seed), ``stage_times_by_seed.json`` and
 ``curves.png`` (evaluation/plots.py) into ``--out`` and prints the closing note: stage times, the table, the branch
 counts and the base model's accuracy on the fully specified questions.
 """
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     fully = {seed: json.loads((run / "base_fully_specified" / "fully_specified.json").read_text())
              for seed, run in runs.items()}
     write_json(out / "branches.json", {str(k): v for k, v in branches.items()})
-    write_json(out / "stage_times.json", {str(k): v for k, v in times.items()})
+    write_json(out / "stage_times_by_seed.json", {str(k): v for k, v in times.items()})  # not a run's own stage_times.json
     from clarifylab.evaluation.plots import plot_demo
 
     plot_demo({f"seed {seed}": run for seed, run in runs.items()}, out / "results.csv", out / "curves.png")
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: ACT Alg. 2 branches: {json.dumps(branches[seed], sort_keys=True)}")
     print(f"this invocation: {(time.monotonic() - start) / 60:.1f} min")
     print((out / "results.md").read_text())
-    print(f"wrote {out}/results.md, results.csv, branches.json, stage_times.json, curves.png")
+    print(f"wrote {out}/results.md, results.csv, branches.json, stage_times_by_seed.json, curves.png")
     return 0
 
 
