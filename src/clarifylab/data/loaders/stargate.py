@@ -26,13 +26,13 @@ STaR-GATE recipe hands an iteration's selected conversations to the SFT recipe.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clarifylab.data.jsonl import read_examples
+from clarifylab.data.loaders.native_json import read_json_file
 from clarifylab.data.schema import Action, Example, Turn
 from clarifylab.errors import DataFormatError, DataNotFoundError
 
@@ -66,10 +66,7 @@ def _read_json(path: Path, kind: type) -> Any:
     if not path.is_file():
         raise DataNotFoundError(f"{path} does not exist: point dataset.dir at the STaR-GATE data folder "
                                 "(assistant_gate_history) or build the missing file with generate.py")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}: not valid JSON ({error})") from None
+    value = read_json_file(path, "STaR-GATE", f"stargate/{path.parent.name}/{path.name}")
     if not isinstance(value, kind):
         raise DataFormatError(f"{path}: expected a JSON {kind.__name__}, got {type(value).__name__}")
     return value
