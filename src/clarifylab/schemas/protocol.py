@@ -45,6 +45,7 @@ class StarGateWinRateSchema(ProtocolSchema):
     bootstrap_samples: int = required()
     ci_level: float = required()
     score_logprobs: bool = required()
+    served_models: Optional[dict[str, Any]] = required()
     roleplayer: Any = backend_node()
     judge: Any = backend_node()
 

@@ -260,3 +260,114 @@ def test_win_rate_protocol_with_a_position_biased_judge(stargate_dir, tmp_path):
     assert len(saved["data_files"]) == 4 and saved["data_file"].endswith("instruct-questions/test.json")
     items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert len(items) == 8 and {i["verdict_model_first"] for i in items} == {"A"}
+
+
+class TableLogger:
+    """A logger that takes tables (as W&B's does): records what it was given."""
+
+    def __init__(self):
+        self.tables, self.metrics = [], []
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.append((metrics, step))
+
+    def log_table(self, key, columns=None, data=None):
+        self.tables.append((key, columns, data))
+
+
+def test_conversation_table_rows_and_callback_on_hand_made_records():
+    from types import SimpleNamespace
+
+    from clarifylab.methods.star_gate.conversation_table import (
+        TABLE_COLUMNS,
+        TABLE_KEY,
+        ConversationTableCallback,
+        conversation_rows,
+    )
+
+    records = [{"pair_id": "prompt-0 persona-1", "branch": b, "turns": 1, "score": -3.5 - b, "oracle_tokens": 4,
+                "selected": b == 0, "iteration": 1, "split": "B", "persona": "she has one company", "task": "what",
+                "messages": [{"role": "user", "content": "My name is bob. what"},
+                             {"role": "assistant", "content": "which year ?"}, {"role": "user", "content": "2020"}]}
+               for b in range(3)]
+    rows = conversation_rows(records, max_rows=2)
+    assert rows == [[1, "B", "prompt-0 persona-1", "she has one company", "what", b, 1,
+                     "user: My name is bob. what\nassistant: which year ?\nuser: 2020", -3.5 - b, 4, b == 0]
+                    for b in range(2)]
+    assert len(rows[0]) == len(TABLE_COLUMNS)
+    table, csv_like = TableLogger(), SimpleNamespace(log_metrics=lambda *a, **k: None)
+    callback = ConversationTableCallback(rows, {"iteration": 1, "split": "B", "logprob_all": -4.0, "selected": 1})
+    callback.on_fit_start(SimpleNamespace(is_global_zero=True, loggers=[csv_like, table]), None)
+    assert table.tables == [(TABLE_KEY, TABLE_COLUMNS, rows)]
+    assert table.metrics == [({"star_gate/logprob_all": -4.0, "star_gate/selected": 1.0}, 0)]
+    assert callback.logged_to == ["TableLogger"]
+
+
+def test_every_iteration_logs_its_conversation_table_to_an_offline_wandb_run(stargate_dir, tmp_path, monkeypatch):
+    from clarifylab.errors import ConfigError
+    from clarifylab.methods.star_gate.conversation_table import TABLE_COLUMNS
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "run"
+    cfg = compose_star_gate(stargate_dir, out, "logger=wandb", "trainer.table_rows=10")
+    with pytest.raises(ConfigError, match="trainer.table_rows=-1"):
+        run_star_gate(OmegaConf.merge(cfg, {"trainer": {"table_rows": -1}}))
+    run_star_gate(cfg, questioner_factory=Factory(), roleplayer_backend=ScriptedRoleplayer())
+    for t, split in ((0, "A"), (1, "B")):
+        runs = list((out / f"iter_{t}" / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, runs  # one W&B run per iteration
+        tables = list(runs[0].rglob("conversations_*.table.json"))
+        assert len(tables) == 1
+        table = json.loads(tables[0].read_text())
+        assert table["columns"] == TABLE_COLUMNS
+        records = [json.loads(line) for line in (out / f"iter_{t}" / "conversations.jsonl").read_text().splitlines()]
+        assert len(records) == 18 and len(table["data"]) == 10  # 6 pairs x N = 3, the first 10 rows
+        for row, record in zip(table["data"], records):
+            assert row[:3] == [t, split, record["pair_id"]]
+            assert row[3] in ("she has one company", "he has two companies")
+            assert row[4] == record["task"] and row[8] == pytest.approx(record["score"])
+            assert row[10] == record["selected"]
+        kept = sum(row[10] for row in table["data"][:9])
+        assert kept == 3  # the first 9 rows are pairs 0..2 complete (N = 3), one conversation kept per pair
+
+
+def test_win_rate_protocol_takes_served_models_from_config(stargate_dir, tmp_path, monkeypatch):
+    """policy=openai + protocol.served_models: every m_t is an endpoint node (model = its served name, cache namespace
+    tied to the saved weights); a mismatch with the run's models or a local policy fails before any model loads."""
+    import clarifylab.backends.factory as factory
+    from clarifylab.errors import ConfigError
+    from clarifylab.evaluation.components import policy_model_id
+    from clarifylab.methods.star_gate.win_rate_eval import run_win_rate_evaluation
+
+    train = tmp_path / "train"
+    run_star_gate(compose_star_gate(stargate_dir, train, "trainer.iterations=2"), questioner_factory=Factory(),
+                  roleplayer_backend=ScriptedRoleplayer())
+    endpoint = ["policy=openai", "policy.model=base-model", "policy.base_url=http://127.0.0.1:9/v1"]
+    built = []
+
+    def fake_build_backend(node, cache_dir, policy=None):
+        built.append(dict(node))
+        return ScriptedQuestioner()
+
+    monkeypatch.setattr(factory, "build_backend", fake_build_backend)
+    cfg = compose_eval(stargate_dir, tmp_path / "eval", train, *endpoint,
+                       "protocol.served_models={m1: a1, m2: {model: a2, base_url: 'http://127.0.0.1:10/v1'}}")
+    metrics = run_win_rate_evaluation(cfg, roleplayer_backend=ScriptedRoleplayer(), judge_backend=AlwaysA())
+    assert [(n["kind"], n["model"], n["base_url"]) for n in built] == [
+        ("openai", "base-model", "http://127.0.0.1:9/v1"), ("openai", "a1", "http://127.0.0.1:9/v1"),
+        ("openai", "a2", "http://127.0.0.1:10/v1")]
+    weights = [policy_model_id(train / f"iter_{t}" / "policy").split(":")[1] for t in (0, 1)]
+    assert [n["namespace"] for n in built] == ["policy_openai", f"policy_openai_m1_{weights[0]}",
+                                               f"policy_openai_m2_{weights[1]}"]
+    assert metrics["questioner_models"] == {"m0": "base-model @ http://127.0.0.1:9/v1",
+                                            "m1": "a1 @ http://127.0.0.1:9/v1", "m2": "a2 @ http://127.0.0.1:10/v1"}
+    assert [row["label"] for row in metrics["by_model"]] == ["m1", "m2"]
+    built.clear()
+    for overrides, message in (((*endpoint, "protocol.served_models={m1: a1}"), r"missing \['m2'\]"),
+                               ((*endpoint, "protocol.served_models={m1: a1, m2: a2, m3: a3}"), r"unknown \['m3'\]"),
+                               ((*endpoint, "protocol.served_models={m1: a1, m2: {name: a2}}"), "served_models.m2="),
+                               (("protocol.served_models={m1: a1, m2: a2}",), "policy=openai")):
+        with pytest.raises(ConfigError, match=message):
+            run_win_rate_evaluation(compose_eval(stargate_dir, tmp_path / "bad", train, *overrides),
+                                    roleplayer_backend=ScriptedRoleplayer(), judge_backend=AlwaysA())
+    assert built == []  # refused before any backend was built

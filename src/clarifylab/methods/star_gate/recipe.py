@@ -15,6 +15,9 @@
    :func:`clarifylab.training.sft_recipe.run_sft` (``trainer.*`` are its keys; the dataset split is the iteration's
    ``sft_examples.jsonl``), saving m_{t+1} to ``iter_<t>/policy``.
 
+The SFT step also logs the iteration's conversations as a W&B table (``conversation_table.py``; first
+``trainer.table_rows`` rows) and its selection numbers to the run's table-taking loggers.
+
 Written per iteration: ``conversations.jsonl`` (every conversation, its score, whether selected), ``turns.json``,
 ``sft_examples.jsonl``, ``selection.json`` (the log-prob summary), ``sampling.json`` (settings), ``policy/`` and
 ``metrics.json``. A re-run (same run folder, ``reuse_run_dir=true``) skips an iteration with ``policy/`` and
@@ -167,7 +170,8 @@ def simulate_iteration(cfg: Any, iteration: int, split: str, examples: list[Any]
                                        progress=lambda n: bar.advance(task, n))
     for conversation, (score, n_tokens) in zip(conversations, scores):
         conversation.score, conversation.oracle_tokens = score, n_tokens
-        conversation.meta = {"iteration": iteration, "split": split}
+        pair = by_id[conversation.pair_id].meta
+        conversation.meta = {"iteration": iteration, "split": split, "persona": pair["persona"], "task": pair["task"]}
     selected = select_top_k(conversations, int(t.top_k))
     finals: list[str | None] = [None] * len(selected)
     if t.regularization == "self":  # m_t's own greedy final answer after the selected conversation
@@ -185,6 +189,19 @@ def simulate_iteration(cfg: Any, iteration: int, split: str, examples: list[Any]
     del model, m0, questioner, roleplayer
     _free()
     return summary
+
+
+def conversation_table_callback(directory: Path, summary: dict[str, Any], max_rows: int) -> Any:
+    """The callback that logs ``iter_<t>/conversations.jsonl`` (its first ``max_rows`` rows; ``trainer.table_rows``)
+    and the selection summary to the iteration's table-taking loggers (``conversation_table.py``)."""
+    from clarifylab.methods.star_gate.conversation_table import ConversationTableCallback, conversation_rows
+
+    rows: list[list[Any]] = []
+    if max_rows:
+        with (directory / "conversations.jsonl").open(encoding="utf-8") as handle:
+            records = [json.loads(line) for _, line in zip(range(max_rows), handle)]
+        rows = conversation_rows(records, max_rows)
+    return ConversationTableCallback(rows, summary)
 
 
 def _finish_wandb_run() -> None:
@@ -214,6 +231,8 @@ def run_star_gate(cfg: Any, extra_callbacks: list[Any] | None = None,
         raise ConfigError(f"trainer.iterations={iterations} must be >= 1")
     if float(t.temperature) <= 0:
         raise ConfigError(f"trainer.temperature={t.temperature}: the Questioner samples N conversations per pair")
+    if int(t.table_rows) < 0:
+        raise ConfigError(f"trainer.table_rows={t.table_rows} must be >= 0 (0 = no W&B conversation table)")
     if cfg.dataset.name != "stargate":
         raise ConfigError(f"trainer=star-gate needs dataset=stargate (persona-task pairs), got {cfg.dataset.name!r}")
     output_dir = Path(cfg.output_dir)
@@ -251,8 +270,9 @@ def run_star_gate(cfg: Any, extra_callbacks: list[Any] | None = None,
             summaries[iteration] = simulate_iteration(cfg, iteration, split, examples, policy_dir,
                                                       questioner_factory, roleplayer_backend)
             write_json(saved, settings)
+        table = conversation_table_callback(directory, summaries[iteration], int(t.table_rows))
         try:
-            result = run_sft(sft_config(cfg, iteration), extra_callbacks=extra_callbacks)
+            result = run_sft(sft_config(cfg, iteration), extra_callbacks=[*(extra_callbacks or []), table])
         finally:
             _finish_wandb_run()
         write_json(directory / "metrics.json", result)

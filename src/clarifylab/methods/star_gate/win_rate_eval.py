@@ -5,6 +5,8 @@ For every model m_t of the run (m0 = the base ``student``; m_t = ``iter_<t-1>/po
 1. m_t asks (one conversation per pair, greedy unless ``generation.temperature`` > 0) for K turns (K drawn once per
    pair from 1..``protocol.max_turns``, the same K for every model) and the persona Roleplayer answers;
 2. m_t answers after the task is repeated (``oracle_logprob.answer_context``), greedy;
+   m_t is the local saved policy, or (``protocol.served_models`` + ``policy=openai``) a model on an OpenAI-compatible
+   endpoint, e.g. vLLM serving the base as m0 and each ``iter_<t-1>/policy`` adapter (:func:`served_questioner_nodes`);
 3. the judge (``protocol.judge``: any backend node) sees the persona, the task and the two answers (m_t's and
    m0's), in both orders; its verdicts give the paper's randomized single-order win rate and the both-order one
    (``win_rate.py``), with bootstrap 95 % intervals, overall and per K;
@@ -12,21 +14,24 @@ For every model m_t of the run (m0 = the base ``student``; m_t = ``iter_<t-1>/po
    and the training log-prob curve (mean over all / selected conversations per iteration) read from
    ``iter_<t>/selection.json``.
 
-Writes ``metrics.json`` (row identity and provenance as the multiturn protocol: ``evaluation/run_provenance.py``),
+Writes ``metrics.json`` (row identity and provenance as the multiturn protocol: ``evaluation/run_provenance.py``;
+plus ``train_settings`` / ``eval_settings``, digests of everything but the seeds that defines the training run and
+the evaluation, so ``experiments/report.py`` averages only replicates: ``report_table.py``),
 ``metrics.csv``, ``results.md`` (``evaluation/tables.py``) and ``items.jsonl`` (every conversation, answer and
 verdict) to the run folder; returns the metrics (``win_rate`` = the last model's single-order win rate).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
 from clarifylab.data.chat_format import instruction_for
@@ -43,6 +48,10 @@ JUDGE_PROMPT = (
 )
 EVAL_ITERATION = -1  # draw_turns' iteration argument for the test conversations (differs from every training one)
 CURVE_FILE = "selection.json"
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def judge_messages(persona: str, task: str, first: str, second: str) -> list[Message]:
@@ -75,6 +84,43 @@ def logprob_curve(train_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+EVAL_BOOKKEEPING = frozenset({"name", "runner", "objective", "train_dir", "served_models"})
+"""Protocol keys that do not change what is measured (where the models come from is recorded separately)."""
+
+
+def settings_digest(settings: Any) -> str:
+    """The first 12 hex digits of the SHA-256 of ``settings`` as canonical JSON (sorted keys): an identity key."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def train_settings(train_dir: str | Path, iterations: int) -> dict[str, Any]:
+    """What a star-gate training run was, minus its seed: ``iter_0/sampling.json`` without ``seed`` / ``iteration`` /
+    ``split`` (the Questioner's sampling, N, K, top-k, regularization, Roleplayer, student, training slice), the
+    ``trainer`` node of the run's ``.hydra/config.yaml`` (SFT keys; None when the run has no Hydra folder) and the
+    number of finished iterations. Replicate runs (seeds) agree on it; ablations do not."""
+    root = Path(train_dir)
+    sampling_path = root / "iter_0" / "sampling.json"
+    sampling = json.loads(sampling_path.read_text()) if sampling_path.is_file() else {}
+    config_path = root / ".hydra" / "config.yaml"
+    trainer = (OmegaConf.to_container(OmegaConf.load(config_path), resolve=False).get("trainer")
+               if config_path.is_file() else None)
+    return {"sampling": {k: v for k, v in sampling.items() if k not in ("seed", "iteration", "split")},
+            "trainer": trainer, "iterations": iterations}
+
+
+def eval_settings(cfg: Any, data_files: dict[str, str]) -> dict[str, Any]:
+    """What a win-rate evaluation measured, minus its seed and the source of the models: the protocol node
+    (judge, Roleplayer, turns, token limits, bootstrap) without :data:`EVAL_BOOKKEEPING`, the decoding, the sample
+    (``max_examples``, ``dataset.max_tasks`` / ``max_personas`` / ``instruction``) and the data files' hashes."""
+    protocol = _plain(cfg.protocol)
+    d = cfg.dataset
+    return {"protocol": {k: v for k, v in protocol.items() if k not in EVAL_BOOKKEEPING},
+            "generation": _plain(cfg.generation), "max_examples": cfg.max_examples,
+            "dataset": {"max_tasks": d.max_tasks, "max_personas": d.max_personas, "instruction": d.instruction},
+            "data_sha256": sorted(data_files.values())}
+
+
 def stargate_data_identity(dataset_cfg: Any, split: str) -> dict[str, Any]:
     """``data_file`` / ``data_sha256`` of the split's task file, and ``data_files``: path -> sha256 of every file the
     split is read from (tasks, personas, names, oracle answers; see ``data/loaders/stargate.py``)."""
@@ -90,6 +136,50 @@ def stargate_data_identity(dataset_cfg: Any, split: str) -> dict[str, Any]:
     hashes = {str(f.resolve()): file_sha256(f) for f in files if f.is_file()}
     tasks = str(files[0].resolve())
     return {"data_file": tasks, "data_sha256": hashes.get(tasks), "data_files": hashes}
+
+
+SERVED_KEYS = frozenset({"model", "base_url"})
+"""What a ``protocol.served_models`` entry may set: the served name and, for a model on its own server, its URL."""
+
+
+def served_questioner_nodes(policy_node: Mapping[str, Any], served_models: Mapping[str, Any] | None,
+                            labels: list[str], weight_ids: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The endpoint node of each model label when the models are served (``protocol.served_models`` set).
+
+    m0 is ``policy.model`` at ``policy.base_url`` (the base model's served name); m_t (t >= 1) is
+    ``served_models["m<t>"]``: a served name at ``policy.base_url`` (e.g. the vLLM LoRA module of
+    ``iter_<t-1>/policy``) or ``{model: <name>, base_url: <url>}`` for a model on its own server (full fine-tuned
+    weights). Each node is ``policy`` (``policy=openai``) with these keys replaced; an m_t's call cache namespace also
+    carries ``weight_ids[label]`` (a hash of the saved policy's files, ``evaluation.components.policy_model_id``), so
+    a retrained policy served under the same name never hits the replies cached for the old one. Returns ``{}`` when
+    ``served_models`` is None (local weights).
+
+    Raises:
+        ConfigError: ``served_models`` set but ``policy`` is not an endpoint, a label has no served model, a served
+            model is given for a model the run does not have, or an entry has keys other than :data:`SERVED_KEYS`.
+    """
+    if served_models is None:
+        return {}
+    if policy_node["kind"] != "openai":
+        raise ConfigError("protocol.served_models is set but policy.kind is "
+                          f"{policy_node['kind']!r}: add policy=openai policy.base_url=<endpoint> policy.model=<m0's "
+                          "served name>")
+    entries: dict[str, dict[str, Any]] = {"m0": {"model": str(policy_node["model"])}}
+    for label, value in served_models.items():
+        entry = dict(value) if isinstance(value, Mapping) else {"model": str(value)}
+        if "model" not in entry or set(entry) - SERVED_KEYS:
+            raise ConfigError(f"protocol.served_models.{label}={value!r}: give a served name or "
+                              "{model: <served name>, base_url: <endpoint>}")
+        entries[str(label)] = entry
+    missing = [label for label in labels if label not in entries]
+    extra = sorted(set(entries) - set(labels))
+    if missing or extra:
+        raise ConfigError(f"protocol.served_models={dict(served_models)} does not match the run's models {labels}: "
+                          f"missing {missing}, unknown {extra} (m0 is policy.model)")
+    namespace = policy_node["namespace"] or "policy"
+    return {label: {**policy_node, **entries[label],
+                    **({"namespace": f"{namespace}_{label}_{weight_ids[label]}"} if label in weight_ids else {})}
+            for label in labels}
 
 
 def converse_and_answer(questioner: ChatBackend, roleplayer: Any, examples: list[Any], turns: dict[str, int],
@@ -142,6 +232,13 @@ def run_win_rate_evaluation(cfg: DictConfig, questioner_factory: Callable[[str, 
     if not models:
         raise DataNotFoundError(f"protocol.train_dir={train_dir} holds no iter_<t>/policy: pass the folder of a "
                                 "finished `train.py trainer=star-gate` run")
+    labels = ["m0", *(f"m{t}" for t, _ in models)]
+    served: dict[str, dict[str, Any]] = {}
+    if questioner_factory is None and p.served_models is not None:
+        from clarifylab.evaluation.components import policy_model_id
+
+        served = served_questioner_nodes(_plain(cfg.policy), _plain(p.served_models), labels,
+                                         {f"m{t}": policy_model_id(d).split(":")[1] for t, d in models})
     random.seed(int(cfg.seed))
     examples = load_dataset_split(cfg.dataset, str(cfg.split), cfg.paths, max_examples=cfg.max_examples)
     if not examples:
@@ -167,6 +264,8 @@ def run_win_rate_evaluation(cfg: DictConfig, questioner_factory: Callable[[str, 
         model = tokenizer = None
         if questioner_factory is not None:
             backend = questioner_factory(label, policy_dir)
+        elif label in served:  # the model on an OpenAI-compatible endpoint (protocol.served_models)
+            backend = build_backend(served[label], cfg.paths.cache_dir)
         else:
             model, tokenizer = load_questioner(cfg, None if policy_dir is None else str(policy_dir))
             backend = TransformersBackend(model, tokenizer, batch_size=int(p.batch_size), progress=True)
@@ -208,11 +307,12 @@ def run_win_rate_evaluation(cfg: DictConfig, questioner_factory: Callable[[str, 
     rows = []
     for label, r in results.items():
         row = {"label": label, "single_win_rate": r["single"]["win_rate"], "single_ci_low": r["single"]["ci_low"],
-               "single_ci_high": r["single"]["ci_high"], "single_n": r["single"]["n"],
-               "single_dropped": r["single"]["dropped"], "both_win_rate": r["both"]["win_rate"],
+               "single_ci_high": r["single"]["ci_high"], "single_n": int(r["single"]["n"]),
+               "single_dropped": int(r["single"]["dropped"]), "both_win_rate": r["both"]["win_rate"],
                "both_ci_low": r["both"]["ci_low"], "both_ci_high": r["both"]["ci_high"],
-               "both_strict_win_rate": r["both"]["strict_win_rate"], "wins": r["both"]["win"],
-               "losses": r["both"]["loss"], "flips": r["both"]["flip"], "both_dropped": r["both"]["dropped"]}
+               "both_strict_win_rate": r["both"]["strict_win_rate"], "wins": int(r["both"]["win"]),
+               "losses": int(r["both"]["loss"]), "flips": int(r["both"]["flip"]),
+               "both_dropped": int(r["both"]["dropped"])}  # counts as integers
         for k, by in r["by_turns"].items():
             row[f"single_win_rate_k{k}"] = by["single"]["win_rate"]
             row[f"both_win_rate_k{k}"] = by["both"]["win_rate"]
@@ -220,19 +320,28 @@ def run_win_rate_evaluation(cfg: DictConfig, questioner_factory: Callable[[str, 
     test_curve = [{"model": label, "test_logprob": sum(s for s, _ in v) / len(v)} for label, v in scores.items()]
     last = rows[-1]
     trained = trained_run_info(train_dir / "policy") if (train_dir / "policy").exists() else {}
+    data = stargate_data_identity(cfg.dataset, str(cfg.split))
+    trained_as = train_settings(train_dir, len(models))
+    evaluated_as = eval_settings(cfg, data["data_files"])
     metrics: dict[str, Any] = {
         "label": str(cfg.label), "dataset": str(cfg.dataset.name), "split": str(cfg.split),
         "model": str(cfg.get("model") or cfg.student.get("name_or_path") or cfg.student.source),
         "approach": trained.get("approach", "star_gate"), "trainer": trained.get("trainer"),
         "train_dataset": trained.get("train_dataset"), "seed": int(cfg.seed), "protocol": str(p.name),
-        **stargate_data_identity(cfg.dataset, str(cfg.split)), "n_examples": len(examples),
-        "win_rate": last["single_win_rate"], "win_rate_ci_low": last["single_ci_low"],
+        **data, "n_examples": len(examples), "max_examples": cfg.max_examples, "max_turns": int(p.max_turns),
+        "simulator": "persona_roleplayer", "simulator_model": getattr(roleplayer.backend, "model_id", None),
+        "train_regularization": trained_as["sampling"].get("regularization"), "train_iterations": len(models),
+        "train_settings": settings_digest(trained_as), "eval_settings": settings_digest(evaluated_as),
+        "win_rate_model": last["label"], "win_rate": last["single_win_rate"], "win_rate_ci_low": last["single_ci_low"],
         "win_rate_ci_high": last["single_ci_high"], "win_rate_both": last["both_win_rate"],
+        "win_rate_both_ci_low": last["both_ci_low"], "win_rate_both_ci_high": last["both_ci_high"],
         "win_rate_both_strict": last["both_strict_win_rate"], "flips": last["flips"],
         "by_model": rows, "by_turns": {label: r["by_turns"] for label, r in results.items()},
         "logprob_curve": logprob_curve(train_dir), "test_logprob_curve": test_curve,
         "judge_model": getattr(judge, "model_id", None), "roleplayer_model": getattr(roleplayer.backend, "model_id",
                                                                                      None),
+        "questioner_models": {label: f"{served[label]['model']} @ {served[label]['base_url']}" if label in served
+                              else "local" for label in labels},
         "train_dir": str(train_dir), "usage": meter.summary(), "code_version": code_version(), **hydra_overrides(),
         "train_seed": trained.get("train_seed"), "train_overrides": trained.get("train_overrides")}
     out = Path(str(cfg.output_dir))
