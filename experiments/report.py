@@ -7,7 +7,12 @@
 Each path is an evaluate.py output directory or any folder above some (found recursively by their
 metrics.json). Runs that differ only in their seeds are averaged, with ± std and a `runs` count; runs that
 differ in anything else recorded in metrics.json (split, data file or its hash, trainer, act_ablation, pairs,
-conversations, simulator, ...: clarifylab.evaluation.tables.GROUP_BY) are separate rows.
+conversations, simulator, ...: clarifylab.evaluation.tables.GROUP_BY) are separate rows. Teacher-student benchmark
+runs (protocol=ts_benchmark) get a second table with one row per run configuration and ablation strategy: AccOr,
+AccCl, AccCo, clarification P / R (clarifylab.methods.ts.report_table; the judge is part of the identity).
+STaR-GATE win-rate runs (protocol=star_gate_win_rate) get a table with one row per run configuration and model m_t:
+win rate against m0 in the randomized single order and in both orders, each with its bootstrap interval, flips
+(clarifylab.methods.star_gate.report_table; judge, Roleplayer and the training / evaluation settings are identity).
 Prints a rich table and writes Markdown (--out) and CSV (--csv, default: --out with .csv).
 """
 
@@ -19,6 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 
 from clarifylab.errors import ClarifyLabError  # noqa: E402
 from clarifylab.methods.act.paper_tables import render_act_tables  # noqa: E402
+from clarifylab.methods.ts.report_table import aggregate_benchmark, render_benchmark, split_benchmark_runs  # noqa: E402
+from clarifylab.methods.star_gate.report_table import (  # noqa: E402
+    aggregate_win_rates,
+    render_win_rates,
+    split_win_rate_runs,
+)
 from clarifylab.evaluation.tables import (  # noqa: E402
     GROUP_BY,
     REPORT_COLUMNS,
@@ -46,9 +57,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.layout == "act":
             rows = aggregate_runs(read_eval_summaries(find_eval_dirs(args.paths)), args.group_by.split(","))
             markdown, csv_text = f"# {args.title}\n\n{render_act_tables(rows)}", csv_table(rows)
-        else:
-            markdown, csv_text, rows = build_report(args.paths, group_by=args.group_by.split(","),
-                                                    columns=args.columns.split(","), title=args.title)
+        else:  # teacher-student benchmark runs get their own table, one row per ablation strategy
+            others, benchmark = split_benchmark_runs(args.paths)
+            others, win_rate_runs = split_win_rate_runs(others) if others else (others, [])
+            markdown, csv_text, rows = build_report(others, group_by=args.group_by.split(","),
+                                                    columns=args.columns.split(","),
+                                                    title=args.title) if others else (f"# {args.title}\n", "", [])
+            if benchmark:
+                benchmark_rows = aggregate_benchmark(benchmark, args.group_by.split(","))
+                markdown += "\n" + render_benchmark(benchmark_rows)
+                rows = rows + benchmark_rows
+                csv_text = csv_table(rows)
+            if win_rate_runs:  # STaR-GATE win rates: one row per run configuration and model m_t
+                win_rate_rows = aggregate_win_rates(win_rate_runs, args.group_by.split(","))
+                markdown += "\n" + render_win_rates(win_rate_rows)
+                rows = rows + win_rate_rows
+                csv_text = csv_table(rows)
     except ClarifyLabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 
 from clarifylab.backends.base import Message
@@ -68,6 +69,10 @@ class GroupPolicyGradientModule(SFTModule):
         end_of_turn: end-of-turn text inside the loss mask (None = detect).
         log_path: a JSONL file every step's trajectories (record, reward, advantage) are appended to.
         forward_batch_size: trajectories per forward pass (the loss is the same token mean; less memory).
+        recompute_chunks: run each chunk under activation checkpointing (``torch.utils.checkpoint``, non-reentrant):
+            the forward keeps only each chunk's inputs and the backward recomputes one chunk at a time, so the
+            activations held at once are one chunk's, not the whole step's (one extra forward per chunk; same loss
+            and gradients). Without it every chunk's graph is kept until the step's single backward.
 
     Logged per step: ``train/loss``, ``train/reward`` (mean), ``train/success`` (share with reward > 0),
     ``train/zero_adv_groups`` (groups without signal), ``train/tokens``, ``train/dropped``.
@@ -76,7 +81,7 @@ class GroupPolicyGradientModule(SFTModule):
     def __init__(self, model: torch.nn.Module, rollout: Rollout, tokenizer: Any, max_length: int, lr: float,
                  weight_decay: float = 0.0, warmup_ratio: float = 0.0, lr_schedule: str = "constant",
                  end_of_turn: str | None = None, log_path: str | Path | None = None,
-                 forward_batch_size: int = 8) -> None:
+                 forward_batch_size: int = 8, recompute_chunks: bool = False) -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio, lr_schedule=lr_schedule)
         # plain values only: the rollout hook and tokenizer are not hyperparameters (and not serializable)
         self.save_hyperparameters(ignore=["model", "rollout", "tokenizer", "log_path"])
@@ -86,6 +91,7 @@ class GroupPolicyGradientModule(SFTModule):
         self.end_of_turn = end_of_turn
         self.log_path = Path(log_path) if log_path else None
         self.forward_batch_size = max(1, int(forward_batch_size))
+        self.recompute_chunks = bool(recompute_chunks)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -120,17 +126,27 @@ class GroupPolicyGradientModule(SFTModule):
         for chunk in chunks:
             tensors = {k: v.to(self.device) for k, v in pad_features([features[j] for j in chunk], self.pad_id).items()}
             mask = tensors["labels"][:, 1:] != IGNORE_INDEX
-            logits = self(tensors["input_ids"], tensors["attention_mask"])
-            logps = token_logprobs(logits, tensors["input_ids"], mask)  # (b, T-1), 0 off the mask
-            del logits
             adv = torch.tensor([advantages[kept[j]] for j in chunk], dtype=torch.float32, device=self.device)
-            part, part_tokens = policy_gradient_loss(logps, mask, adv)
+            args = (tensors["input_ids"], tensors["attention_mask"], mask, adv)
+            if self.recompute_chunks:
+                part = checkpoint(self._chunk_loss, *args, use_reentrant=False)
+            else:
+                part = self._chunk_loss(*args)
+            part_tokens = mask.sum()
             loss = loss + part * (part_tokens.float() / max(total_tokens, 1))
             n_tokens = n_tokens + part_tokens.cpu()
         self.tokens_seen += int(n_tokens)
         self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=size)
         self.log("train/tokens", n_tokens.float(), on_step=True, batch_size=size)
         return loss
+
+    def _chunk_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mask: torch.Tensor,
+                    advantages: torch.Tensor) -> torch.Tensor:
+        """The token-mean policy-gradient loss of one chunk (``(b, T)`` ids and attention mask, ``(b, T-1)``
+        target mask, ``(b,)`` advantages)."""
+        logits = self(input_ids, attention_mask)
+        logps = token_logprobs(logits, input_ids, mask)  # (b, T-1), 0 off the mask
+        return policy_gradient_loss(logps, mask, advantages)[0]
 
     def _log_rollouts(self, trajectories: Sequence[ScoredTrajectory], advantages: Sequence[float]) -> None:
         if self.log_path is None or not self.trainer.is_global_zero:

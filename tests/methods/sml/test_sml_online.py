@@ -49,12 +49,13 @@ def test_rollout_rewards_are_discounted_per_turn_and_grouped_by_problem():
 
 
 @pytest.mark.slow
-def test_tiny_online_run_saves_a_policy_and_logs_rollouts(tmp_path):
+@pytest.mark.parametrize("frozen_teacher", [False, True])
+def test_tiny_online_run_saves_a_policy_and_logs_rollouts(tmp_path, frozen_teacher):
     from clarifylab.methods.sml.online import run_sml
 
     trainer = OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "conf" / "trainer" / "sml.yaml"))
     trainer.update(max_steps=2, batch_size=2, group_size=2, max_student_turns=2, max_new_tokens=6,
-                   teacher_max_new_tokens=6, progress_bar="none", lr=1e-3)
+                   teacher_max_new_tokens=6, progress_bar="none", lr=1e-3, frozen_teacher=frozen_teacher)
     cfg = OmegaConf.create({
         "seed": 0, "output_dir": str(tmp_path / "run"), "resume": None, "paths": {"cache_dir": str(tmp_path / "c")},
         "student": {"_target_": "clarifylab.models.ModelSpec", "source": "tiny", "seed": 0,

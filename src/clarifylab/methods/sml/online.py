@@ -10,6 +10,10 @@ student's tokens only (teacher feedback is a user turn: context, never a target)
 
 The teacher: ``teacher=none`` uses the policy being trained (the same model, given the solution in its
 prompt); any teacher node (``teacher=openai`` for an endpoint, ``teacher=smollm2``) uses that backend.
+``trainer.frozen_teacher=true`` keeps the teacher fixed at the starting policy: with ``teacher=none`` (or a teacher
+node with ``model: policy``) it is a frozen copy of the policy as loaded (the base model, or ``init_policy``), so
+its feedback does not drift with the student's updates (:func:`build_sml_teacher`); a separate teacher node is
+fixed either way.
 Leaking teacher feedback is replaced by a fixed hint (the group stays whole) and counted in the rollout log.
 ``trainer.init_policy`` starts from a saved policy (Q-priming + online SML: the Q-priming SFT run's policy).
 """
@@ -24,12 +28,11 @@ from typing import Any
 import pytorch_lightning as pl
 
 from clarifylab.backends.base import SamplingParams
-from clarifylab.backends.factory import build_backend
+from clarifylab.backends.factory import POLICY, build_backend
 from clarifylab.backends.transformers_backend import TransformersBackend
-from clarifylab.data.registry import load_dataset_split
 from clarifylab.errors import ConfigError
 from clarifylab.methods.sml.dialogue import heuristic_scorer, run_dialogues, student_prompt
-from clarifylab.methods.sml.problems import SMLProblem, build_problems
+from clarifylab.methods.sml.problems import SMLProblem, load_problems
 from clarifylab.models import save_policy
 from clarifylab.models.adapter_stack import is_adapter_stack
 from clarifylab.training.dpo_recipe import load_initial_policy
@@ -45,6 +48,7 @@ from clarifylab.training.lightning_setup import (
     resume_checkpoint_path,
 )
 from clarifylab.training.policy_gradient import discounted_success_reward
+from clarifylab.training.preference_module import frozen_copy
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,19 @@ def step_problems(n_problems: int, per_step: int, step: int, seed: int) -> list[
 class SMLRollout:
     """The ``rollout`` hook: step -> scored dialogues (G per problem)."""
 
-    def __init__(self, problems: list[SMLProblem], student: Any, teacher: Any, cfg: Any) -> None:
+    def __init__(self, problems: list[SMLProblem], student: Any, teacher: Any, cfg: Any,
+                 teacher_model: Any = None) -> None:
         self.problems, self.student, self.teacher = problems, student, teacher
+        self.teacher_model = teacher_model  # a frozen copy behind ``teacher``: moved to the policy's device
         t = cfg.trainer
         self.t, self.seed, self.instruction = t, int(cfg.seed), cfg.dataset.instruction
         self.scorer = heuristic_scorer(cfg.paths, t.threshold)
 
     def __call__(self, step: int) -> list[ScoredTrajectory]:
         t = self.t
+        policy = getattr(self.student, "model", None)
+        if self.teacher_model is not None and policy is not None:  # Lightning moved the policy, not the copy
+            self.teacher_model.to(next(policy.parameters()).device)
         chosen = step_problems(len(self.problems), t.batch_size, step, self.seed)
         problems = [self.problems[i] for i in chosen for _ in range(t.group_size)]
         groups = [g for g in range(len(chosen)) for _ in range(t.group_size)]
@@ -90,6 +99,24 @@ class SMLRollout:
                 for d, g in zip(dialogues, groups)]
 
 
+def build_sml_teacher(teacher_cfg: Any, frozen: bool, model: Any, tokenizer: Any, student: Any, cache_dir: str,
+                      batch_size: int) -> tuple[Any, Any]:
+    """The teacher backend of online SML and the frozen model behind it (None when there is none).
+
+    ``teacher_cfg.name == "none"`` (or a teacher node with ``model: policy``): the policy itself (``student``, whose
+    weights change every step) when ``frozen`` is false; a frozen deep copy of ``model`` taken now, before any
+    update (:func:`~clarifylab.training.preference_module.frozen_copy`; twice the policy's weights in memory) when
+    true. Any other teacher node is its own backend (fixed weights or an endpoint) either way.
+    """
+    uses_policy = teacher_cfg.name == "none" or (teacher_cfg.kind == "transformers" and teacher_cfg.model == POLICY)
+    frozen_model = frozen_copy(model) if frozen and uses_policy else None
+    own = student if frozen_model is None else TransformersBackend(frozen_model, tokenizer, batch_size=batch_size,
+                                                                   model_id="sml-teacher-frozen")
+    if teacher_cfg.name == "none":
+        return own, frozen_model
+    return build_backend(teacher_cfg, cache_dir, policy=own), frozen_model
+
+
 def run_sml(cfg: Any) -> dict[str, float]:
     """Online SML training (module docstring); returns ``train/reward`` (last step), ``train/steps`` ..."""
     t = cfg.trainer
@@ -101,18 +128,17 @@ def run_sml(cfg: Any) -> dict[str, float]:
     resume = resume_checkpoint_path(cfg)
     policy_from = policy_source(t)
     pl.seed_everything(cfg.seed, workers=True)
-    examples = load_dataset_split(cfg.dataset, cfg.dataset.train_split, cfg.paths,
-                                  max_examples=cfg.dataset.max_train_examples)
-    problems = build_problems(examples, int(cfg.seed))
+    problems = load_problems(cfg.dataset, cfg.dataset.train_split, cfg.paths, int(cfg.seed),
+                             max_examples=cfg.dataset.max_train_examples)
     model, tokenizer, spec, from_init = load_initial_policy(cfg)
     student = TransformersBackend(model, tokenizer, batch_size=t.rollout_batch_size, model_id="sml-policy")
-    teacher = student if cfg.teacher.name == "none" else build_backend(cfg.teacher, cfg.paths.cache_dir,
-                                                                       policy=student)
-    module = GroupPolicyGradientModule(model, SMLRollout(problems, student, teacher, cfg), tokenizer,
+    teacher, teacher_model = build_sml_teacher(cfg.teacher, t.frozen_teacher, model, tokenizer, student,
+                                               cfg.paths.cache_dir, t.rollout_batch_size)
+    module = GroupPolicyGradientModule(model, SMLRollout(problems, student, teacher, cfg, teacher_model), tokenizer,
                                        max_length=t.max_length, lr=t.lr, weight_decay=t.weight_decay,
                                        warmup_ratio=t.warmup_ratio, lr_schedule=t.lr_schedule,
                                        end_of_turn=t.end_of_turn, log_path=output_dir / "rollouts.jsonl",
-                                       forward_batch_size=t.eval_batch_size)
+                                       forward_batch_size=t.eval_batch_size, recompute_chunks=t.recompute_chunks)
     checkpoint_dir = output_dir / "checkpoints"
     callbacks = checkpoint_callbacks(checkpoint_dir, t.checkpoint_every_n_steps, monitor=None)
     loggers = build_loggers(cfg.logger)

@@ -10,20 +10,37 @@ per later turn, so the information needed to answer arrives only over the conver
 A synthetic Example stores its :class:`~clarifylab.data.synthetic.questions.QuestionSpec` in
 ``meta["question"]``; every example (clarify or answer in the source corpus) becomes a fully specified
 problem, its history dropped.
+
+**TAT-QA** (``dataset=tatqa``; :func:`problem_from_tatqa`): every question is fully specified; its sharded twin is
+cut with the teacher-student ablation's span finder (:func:`~clarifylab.data.ablation_strategies.question_spans`:
+periods, entities quoted from the table, units): the first shard is the question with every span removed, then one
+shard per span (seeded order). Questions without a removable span have no underspecified form and are skipped
+(counted in the log). The teacher's solution is the question with the answer as TAT-QA renders it (derivation
+included); ``answer`` (the leak check and the answer log-prob) is the bare answer: the number for arithmetic and
+count questions, the span(s) otherwise. H is the TAT-QA scorer, on the loader's Example. :func:`load_problems`
+loads a split with the table grids the span finder needs.
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from clarifylab.data.ablation_strategies import question_spans
+from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Action, Example, Turn
 from clarifylab.data.synthetic.phrasing import render_question
 from clarifylab.data.synthetic.questions import QuestionSpec
+from clarifylab.data.table_tasks import TableTask, load_tatqa_tasks
 from clarifylab.errors import DataFormatError
 
-SUPPORTED_TASKS = ("synthetic_tables",)
+log = logging.getLogger(__name__)
+
+SUPPORTED_TASKS = ("synthetic_tables", "tatqa")
 
 # The first shard says what kind of number is wanted but names no company, metric or year.
 INTENTS: dict[str, str] = {
@@ -121,11 +138,97 @@ def problem_from_synthetic(example: Example, seed: int = 0) -> SMLProblem:
                       solution=solution_text(question, answer), shards=shard_spec(spec, rng), example=gold)
 
 
-def build_problems(examples: Sequence[Example], seed: int = 0, max_problems: int | None = None) -> list[SMLProblem]:
-    """Problems for the first ``max_problems`` examples (all when None), in order."""
+SPAN_SHARDS: dict[str, str] = {"period": "I mean {span}.", "entity": "It is about {span}.",
+                               "unit": "The answer should be in {span}."}
+"""What the user says to reveal a cut question span, by its kind (``question_spans``)."""
+
+
+def _tidy(text: str) -> str:
+    """Single spaces, none before punctuation."""
+    return re.sub(r"\s+([?.,!;:])", r"\1", re.sub(r"\s+", " ", text)).strip()
+
+
+def tatqa_answer(meta: Mapping[str, Any]) -> str:
+    """The bare TAT-QA answer: the number of an arithmetic / count question (``-12.6``, ``12`` for ``12.0``), the
+    span, or the spans joined by ``", "``."""
+    answer = meta["answer"]
+    if isinstance(answer, list):
+        return ", ".join(str(a) for a in answer)
+    if isinstance(answer, float) and answer.is_integer():
+        return str(int(answer))
+    return str(answer)
+
+
+def problem_from_tatqa(task: TableTask, seed: int = 0) -> SMLProblem | None:
+    """The problem of a TAT-QA question (module docstring), or None when it has no removable span.
+
+    Shard 0 is the question with every span of :func:`question_spans` cut (:func:`_tidy`); shards 1.. reveal one
+    span each (:data:`SPAN_SHARDS`), in an order drawn from ``random.Random(f"sml/{seed}/{task.id}")``.
+    """
+    spans = question_spans(task)
+    if not spans:
+        return None
+    question = task.question
+    cut = question
+    for _, start, end in sorted(spans, key=lambda s: -s[1]):
+        cut = cut[:start] + " " + cut[end:]
+    rng = random.Random(f"sml/{seed}/{task.id}")
+    order = list(spans)
+    rng.shuffle(order)
+    shards = [Shard("intent", _tidy(cut))] + [
+        Shard(kind, SPAN_SHARDS[kind].format(span=_unit(question[start:end]) if kind == "unit"
+                                             else question[start:end].strip()))
+        for kind, start, end in order]
+    example = task.example
+    return SMLProblem(id=example.id, task=example.task, context=example.context, question=question,
+                      answer=tatqa_answer(example.meta), solution=solution_text(question, example.goal[0]),
+                      shards=shards, example=example)
+
+
+def _unit(span: str) -> str:
+    """A unit span as said after "in": ``" (in millions)"`` -> ``millions``, ``" percentage "`` -> ``percentage``."""
+    return re.sub(r"^in\s+", "", span.strip(" ()"), flags=re.I)
+
+
+def build_problems(examples: Sequence[Example], seed: int = 0, max_problems: int | None = None,
+                   tasks: Mapping[str, TableTask] | None = None) -> list[SMLProblem]:
+    """Problems for the examples in order, at most ``max_problems`` (all when None).
+
+    ``tasks``: the TAT-QA questions' :class:`TableTask` by id (the table grids), needed for ``tatqa`` examples
+    (:func:`load_problems` passes them); a TAT-QA question without a removable span is skipped and counted.
+    """
     unsupported = sorted({e.task for e in examples} - set(SUPPORTED_TASKS))
     if unsupported:
         raise DataFormatError(f"SML problems are built for {list(SUPPORTED_TASKS)} only; got examples of "
                               f"{unsupported}")
-    chosen = list(examples)[:max_problems] if max_problems else list(examples)
-    return [problem_from_synthetic(e, seed) for e in chosen]
+    problems: list[SMLProblem] = []
+    skipped = 0
+    for example in examples:
+        if max_problems and len(problems) >= max_problems:
+            break
+        if example.task == "synthetic_tables":
+            problems.append(problem_from_synthetic(example, seed))
+            continue
+        if tasks is None or example.id not in tasks:
+            raise DataFormatError(f"TAT-QA example {example.id!r} has no table grid: TAT-QA problems are built by "
+                                  "load_problems (trainer=sml, protocol=sml_sharded); the offline builders "
+                                  "(task=sml_dialogues / q_priming) take synthetic_tables only")
+        problem = problem_from_tatqa(tasks[example.id], seed)
+        skipped += problem is None
+        if problem is not None:
+            problems.append(problem)
+    if skipped:
+        log.info("SML problems: %d TAT-QA questions skipped (no period, entity or unit to shard)", skipped)
+    return problems
+
+
+def load_problems(dataset_cfg: Any, split: str, paths: Any, seed: int, max_problems: int | None = None,
+                  max_examples: int | None = None) -> list[SMLProblem]:
+    """The problems of ``split`` of ``dataset_cfg`` (``synthetic_tables`` or ``tatqa``): the split's Examples
+    (:func:`~clarifylab.data.registry.load_dataset_split`, the first ``max_examples``) and, for TAT-QA, the table
+    grids from the same file (:func:`~clarifylab.data.table_tasks.load_tatqa_tasks`)."""
+    examples = load_dataset_split(dataset_cfg, split, paths, max_examples=max_examples)
+    tasks = None
+    if dataset_cfg.name == "tatqa":
+        tasks = {t.id: t for t in load_tatqa_tasks(dataset_cfg.path, dataset_cfg.max_context_chars)}
+    return build_problems(examples, seed, max_problems, tasks)

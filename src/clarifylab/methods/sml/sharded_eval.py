@@ -24,7 +24,6 @@ from omegaconf import DictConfig
 
 from clarifylab.backends.accounting import UsageMeter
 from clarifylab.backends.base import ChatBackend, Message, SamplingParams
-from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Action
 from clarifylab.evaluation.components import build_classifier, build_policy_backend
 from clarifylab.evaluation.experiment_log import log_evaluation
@@ -33,7 +32,7 @@ from clarifylab.evaluation.run_provenance import code_version, data_identity, hy
 from clarifylab.evaluation.tables import markdown_table, rich_table, wide_console
 from clarifylab.io import write_json, write_text
 from clarifylab.methods.sml.dialogue import Scorer, heuristic_scorer, student_prompt
-from clarifylab.methods.sml.problems import SMLProblem, build_problems
+from clarifylab.methods.sml.problems import SMLProblem, load_problems
 from clarifylab.methods.sml.sharded_metrics import ShardedTrace, summarize_sharded
 
 log = logging.getLogger(__name__)
@@ -126,8 +125,7 @@ def run_sml_sharded(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate one policy on the sharded problems of ``cfg.split``; returns the ``metrics.json`` object."""
     p = cfg.protocol
     random.seed(cfg.seed)
-    examples = load_dataset_split(cfg.dataset, cfg.split, cfg.paths)
-    problems = build_problems(examples, int(p.problem_seed), cfg.max_examples)
+    problems = load_problems(cfg.dataset, cfg.split, cfg.paths, int(p.problem_seed), cfg.max_examples)
     data = data_identity(cfg.dataset, str(cfg.split))
     meter = UsageMeter()
     backend, described = build_policy_backend(cfg)

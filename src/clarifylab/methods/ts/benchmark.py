@@ -163,7 +163,9 @@ def run_ts_benchmark(cfg: DictConfig) -> dict[str, Any]:
     outcomes, records = play_pairs(policy, examples, scorers, params, str(cfg.protocol.judge), teacher)
     by_strategy = metrics_by_strategy(outcomes)
     metrics: dict[str, Any] = {**identity, **by_strategy["all"], "heuristic": ",".join(sorted(scorers)),
-                               "judge": str(cfg.protocol.judge), "by_strategy": by_strategy,
+                               "judge": str(cfg.protocol.judge),
+                               "judge_model": teacher.model_id if teacher is not None else None,
+                               "by_strategy": by_strategy,
                                "policy_source": described["source"], "code_version": code_version(),
                                **hydra_overrides(), "train_seed": trained.get("train_seed"),
                                "train_overrides": trained.get("train_overrides"), "usage": meter.summary()}
