@@ -146,12 +146,11 @@ class CaptureReference(pl.Callback):
         self.batch = batch
         self.reference = self.policy_start = self.policy_end = None
 
-    def _policy(self, pl_module):
-        from clarifylab.training.logprobs import concatenated_forward
+    def _policy(self, pl_module):  # the module's own forward (packed or plain), as its reference uses
         from clarifylab.training.preference_module import eval_mode
 
         with torch.no_grad(), eval_mode(pl_module.model):
-            return concatenated_forward(pl_module.model, self.batch.chosen, self.batch.rejected, 1)
+            return pl_module.pair_forward(pl_module.model, self.batch.chosen, self.batch.rejected)
 
     def on_train_start(self, trainer, pl_module):
         self.reference = pl_module.reference_forward(self.batch)
@@ -159,6 +158,7 @@ class CaptureReference(pl.Callback):
 
     def on_train_end(self, trainer, pl_module):
         self.policy_end = self._policy(pl_module)
+        self.pair_forward = pl_module.pair_forward
 
 
 def test_init_policy_is_the_reference_and_the_saved_policy_is_self_contained(pairs_dir, tmp_path):
@@ -206,7 +206,7 @@ def test_init_policy_is_the_reference_and_the_saved_policy_is_self_contained(pai
     assert record["weights"] == "lora_stack" and record["adapters"] == ["stage0", "stage1"]
     loaded, _, _ = load_policy(out / "policy", cache_dir=tmp_path / "cache")
     with torch.no_grad():
-        reloaded = concatenated_forward(loaded, batch.chosen, batch.rejected, tokenizer.pad_token_id)
+        reloaded = capture.pair_forward(loaded, batch.chosen, batch.rejected)
     assert torch.equal(reloaded.chosen_logps, capture.policy_end.chosen_logps)
     assert (reloaded.chosen_logps - sft_logps.chosen_logps).abs().max() > 1e-3  # and it trained
 

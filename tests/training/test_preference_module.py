@@ -181,7 +181,8 @@ def test_replace_pairs_hook_runs_first_in_every_step_and_its_sides_get_a_live_re
     recorder = StepLosses()
     trainer(tmp_path, max_steps=3, callbacks=[recorder]).fit(module, datamodule=dm)
     assert len(module.pair_replacer.calls) == 3 and all(len(ids) == 2 for ids in module.pair_replacer.calls)
-    assert recorder.curve() == pytest.approx([math.log(2)] * 3, abs=1e-6)
+    # 1e-5: packed, the identical sides sit at different places of one row (float summation order differs)
+    assert recorder.curve() == pytest.approx([math.log(2)] * 3, abs=1e-5)
     # Without the replacer the same run moves away from ln 2 after the first step.
     model, tokenizer = tiny()
     module = PreferenceModule(model, lr=5e-2, beta=0.5, precompute_reference=True, pad_token_id=tokenizer.pad_token_id)

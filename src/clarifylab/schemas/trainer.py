@@ -72,6 +72,7 @@ class DPOSchema(TrainerSchema):
     alpha: float = required()
     reference: str = one_of("auto", "adapter", "copy")
     precompute_reference: bool = required()
+    forward: str = one_of("auto", "packed", "concatenated")
 
 
 @dataclass
@@ -124,6 +125,7 @@ class StarGateSchema(SFTSchema):
     score_max_length: Optional[int] = required()
     roleplayer: Any = backend_node()
     roleplayer_max_new_tokens: int = required()
+    table_rows: int = required()
 
 
 @dataclass
@@ -140,6 +142,8 @@ class SMLSchema(TrainerSchema):
     teacher_max_new_tokens: int = required()
     threshold: Optional[float] = required()
     rollout_batch_size: int = required()
+    frozen_teacher: bool = required()
+    recompute_chunks: bool = required()
 
 
 TRAINERS: dict[str, type] = {"sft": SFTSchema, "dpo": DPOSchema, "irpo": IRPOSchema, "act": ACTSchema,

@@ -146,7 +146,7 @@ def run_dpo(cfg: Any, extra_callbacks: list[Any] | None = None,
     module = PreferenceModule(
         model, lr=t.lr, beta=t.beta, loss_type=t.loss_type,
         label_smoothing=t.label_smoothing, alpha=t.alpha, reference=t.reference,
-        precompute_reference=t.precompute_reference, pad_token_id=pad_token_id_of(tokenizer),
+        precompute_reference=t.precompute_reference, forward=t.forward, pad_token_id=pad_token_id_of(tokenizer),
         weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
         lr_schedule=t.lr_schedule)
     if replacer_factory is not None:

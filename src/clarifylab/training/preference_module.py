@@ -1,7 +1,8 @@
 """The preference-optimisation LightningModule shared by dpo, irpo and act (SPEC §5).
 
-Per batch of ``B`` pairs: the policy scores chosen and rejected in one concatenated forward
-(``training.logprobs``); the reference scores them too — for a peft LoRA policy the *same* model
+Per batch of ``B`` pairs: the policy scores chosen and rejected in one forward — packed, each prompt
+computed once under a shared-prefix mask (``training.packed_pairs``), or the plain concatenation of both
+sides (``training.logprobs``) for models that cannot take the mask; the reference scores them too — for a peft LoRA policy the *same* model
 with its adapters disabled (no second copy in memory; for a stack of LoRA stages, ``models.adapter_stack``,
 with only its trainable top stage switched off), for full fine-tuning a frozen deep copy taken
 at construction, for fixed pairs optionally precomputed once per pair id before training; then
@@ -38,7 +39,8 @@ from peft import PeftModel
 
 from clarifylab.errors import ConfigError
 from clarifylab.models.adapter_stack import adapter_names, only_adapters
-from clarifylab.training.logprobs import PairLogps, concatenated_forward
+from clarifylab.training.logprobs import Batch, PairLogps, concatenated_forward
+from clarifylab.training.packed_pairs import packed_forward, resolve_forward_mode
 from clarifylab.training.losses import nll_on_chosen, preference_loss, preference_metrics
 from clarifylab.training.preference_data import PreferenceBatch
 from clarifylab.training.sft_module import SFTModule
@@ -113,6 +115,9 @@ class PreferenceModule(SFTModule):
         reference: ``auto`` | ``adapter`` (LoRA: adapters disabled) | ``copy`` (frozen deep copy).
         precompute_reference: score every training/validation pair under the reference once at fit
             start (fixed pairs only; on-policy replaced sides are always scored live).
+        forward: ``auto`` | ``packed`` | ``concatenated``: how a batch's pairs are scored (policy and
+            reference alike); ``auto`` packs when the model's attention takes the mask, else falls back
+            (logged once, at construction).
         pad_token_id: id used when the two sides of a batch need extra padding (masked).
 
     Logged per training step and per validation epoch (pair-weighted means), under ``train/`` and
@@ -123,8 +128,8 @@ class PreferenceModule(SFTModule):
 
     def __init__(self, model: torch.nn.Module, lr: float, beta: float, loss_type: str = "sigmoid",
                  label_smoothing: float = 0.0, alpha: float = 0.0, reference: str = "auto",
-                 precompute_reference: bool = False, pad_token_id: int = 0, weight_decay: float = 0.0,
-                 warmup_ratio: float = 0.0, lr_schedule: str = "cosine") -> None:
+                 precompute_reference: bool = False, forward: str = "auto", pad_token_id: int = 0,
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.0, lr_schedule: str = "cosine") -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio, lr_schedule=lr_schedule)
         zero = torch.zeros(1)  # validates beta, loss_type and label_smoothing now rather than at the first step
         preference_loss(zero, zero, zero, zero, beta=beta, loss_type=loss_type, label_smoothing=label_smoothing,
@@ -132,12 +137,19 @@ class PreferenceModule(SFTModule):
         if not alpha >= 0:
             raise ConfigError(f"trainer.alpha={alpha!r} must be >= 0 (0 = plain DPO)")
         self.reference_mode = resolve_reference_mode(model, reference)
+        self.forward_mode = resolve_forward_mode(model, forward)
         # Registered as a submodule so it follows the policy across devices; frozen, so neither the
         # optimizer nor the checkpoints (trainable parameters only) ever see it.
         self.reference_model = frozen_copy(model) if self.reference_mode == "copy" else None
         self.pad_token_id = int(pad_token_id)
         self.pair_replacer: PairReplacer | None = None
         self.reference_table: dict[str, dict[str, tuple[float, float]]] | None = None
+
+    def pair_forward(self, model: torch.nn.Module, chosen: Batch, rejected: Batch) -> PairLogps:
+        """Both sides' log-probs under ``model`` (the policy or the reference) in the resolved forward mode."""
+        if self.forward_mode == "packed":
+            return packed_forward(model, chosen, rejected, self.pad_token_id)
+        return concatenated_forward(model, chosen, rejected, self.pad_token_id)
 
     # ---- reference ----
 
@@ -159,7 +171,7 @@ class PreferenceModule(SFTModule):
     def reference_forward(self, batch: PreferenceBatch) -> PairLogps:
         """Reference log-probs of both sides of ``batch`` (no grad)."""
         with torch.no_grad(), self.reference() as reference:
-            return concatenated_forward(reference, batch.chosen, batch.rejected, self.pad_token_id)
+            return self.pair_forward(reference, batch.chosen, batch.rejected)
 
     def reference_logps(self, batch: PreferenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ref_chosen, ref_rejected)``, each ``(B,)``: the batch's own values when set, else computed."""
@@ -235,7 +247,7 @@ class PreferenceModule(SFTModule):
         metric scalars (see the class docstring) and the int64 number of scored tokens (both sides)."""
         hp = self.hparams
         ref_chosen, ref_rejected = self.reference_logps(batch)
-        policy = concatenated_forward(self.model, batch.chosen, batch.rejected, self.pad_token_id)
+        policy = self.pair_forward(self.model, batch.chosen, batch.rejected)
         losses, chosen_rewards, rejected_rewards = preference_loss(
             policy.chosen_logps, policy.rejected_logps, ref_chosen, ref_rejected, beta=hp.beta,
             loss_type=hp.loss_type, label_smoothing=hp.label_smoothing, chosen_lengths=policy.chosen_tokens,
