@@ -120,6 +120,19 @@ def expand_first_responses(first: Sequence[Any], examples: Sequence[Example], st
                       "pass one per example or one per trajectory")
 
 
+def per_example_instructions(instruction: str | None | Sequence[str | None],
+                              examples: Sequence[Example]) -> list[str | None]:
+    """One system-instruction override per example: ``instruction`` repeated when it is one value (None or a
+    string), else the given sequence (which must have one entry per example)."""
+    if instruction is None or isinstance(instruction, str):
+        return [instruction] * len(examples)
+    values = list(instruction)
+    if len(values) != len(examples):
+        raise ConfigError(f"rollout: got {len(values)} instructions for {len(examples)} examples; pass one value or "
+                          "one per example")
+    return values
+
+
 def classification_example(example: Example, turns: Sequence[Message]) -> Example:
     """The example as a classifier should see the latest assistant turn: its history extended by the
     simulated turns before that assistant turn (so a few-shot classifier sees the whole dialogue)."""
@@ -148,7 +161,7 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
 
 def rollout(policy: ChatBackend, examples: Sequence[Example], classifier: ActionClassifier,
             simulator: UserSimulator, *, max_turns: int = 3,
-            params: SamplingParams = POLICY_PARAMS, instruction: str | None = None,
+            params: SamplingParams = POLICY_PARAMS, instruction: str | None | Sequence[str | None] = None,
             interpretations: str = "first", first_responses: Sequence[str] | None = None,
             first_actions: Sequence[Action] | None = None, progress: bool = False) -> list[Trajectory]:
     """Simulate one trajectory per (example, interpretation) (ACT Alg. 2 lines 6-12), batched.
@@ -160,7 +173,9 @@ def rollout(policy: ChatBackend, examples: Sequence[Example], classifier: Action
         simulator: U; answers clarifying questions.
         max_turns: at most this many assistant turns per trajectory (the first response included).
         params: the policy's decoding; a seed is shifted by the round index.
-        instruction: overrides the task's system instruction (see ``chat_format.instruction_for``).
+        instruction: overrides the task's system instruction (see ``chat_format.instruction_for``); one value
+            for all examples or one per example (pairs built with different instructions still roll out in one
+            batch).
         interpretations: ``"first"`` or ``"all"`` (see :func:`trajectory_starts`).
         first_responses: already-sampled y (ACT training); skips the first policy call. One per
             trajectory or one per example.
@@ -181,7 +196,9 @@ def rollout(policy: ChatBackend, examples: Sequence[Example], classifier: Action
     if not starts:
         return []
     started = time.perf_counter()
-    prompts = [prompt_messages(example, instruction) for example, _ in starts]
+    instructions = expand_first_responses(per_example_instructions(instruction, examples), examples, starts,
+                                          "instructions")
+    prompts = [prompt_messages(example, value) for (example, _), value in zip(starts, instructions)]
     policy_calls = simulator_calls = 0
 
     if first_responses is None:

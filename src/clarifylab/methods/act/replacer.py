@@ -252,14 +252,13 @@ class ACTReplacer:
             if actions[i] is not gold[i]:
                 branches[i] = "wrong_action"
         if c.simulation and right:
-            instruction = {pairs[i].meta.get("instruction") for i in right}
-            trajectories = []
-            for value in sorted(instruction, key=str):  # one rollout per instruction (normally one)
-                rows = [i for i in right if pairs[i].meta.get("instruction") == value]
-                trajectories += list(zip(rows, rollout(
-                    policy, [examples[i] for i in rows], self.classifier, self.simulator, max_turns=c.max_turns,
-                    params=params, instruction=value, interpretations="first",
-                    first_responses=[samples[i] for i in rows], first_actions=[actions[i] for i in rows])))
+            # one batched rollout for every right-action sample (each pair keeps its own instruction), so a
+            # sampled batch costs 1 + (max_turns - 1) policy calls at most
+            trajectories = list(zip(right, rollout(
+                policy, [examples[i] for i in right], self.classifier, self.simulator, max_turns=c.max_turns,
+                params=params, instruction=[pairs[i].meta.get("instruction") for i in right],
+                interpretations="first", first_responses=[samples[i] for i in right],
+                first_actions=[actions[i] for i in right])))
             values = self.scorer([t for _, t in trajectories])
             for (i, trajectory), value in zip(trajectories, values):
                 continuations[i] = [dict(m) for m in trajectory.turns]
