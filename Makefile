@@ -15,7 +15,7 @@ DEMO   ?= outputs/demo
 # -qq: errors only (this machine's pip config prints a warning per package for absent local indexes)
 PIP_FLAGS ?= -qq --disable-pip-version-check
 
-.PHONY: venv demo demo-seeds test test-slow lint clean-demo
+.PHONY: venv demo demo-seeds test test-slow lint clean-demo bench
 
 venv: $(STAMP)
 
@@ -47,6 +47,14 @@ test: $(STAMP)
 # Slow integration tests (bundled SmolLM2, multi-process runs).
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
+
+# Benchmarks (issue 14; README "Performance"): installs requirements/bench.txt (TRL, for the comparison only) into
+# .venv, then runs each bench; results under outputs/bench/<UTC stamp>/. One `$(BIN)/python bench/<name>.py` line each.
+bench: $(STAMP)
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements/bench.txt
+	$(BIN)/python bench/run_preference.py
+	$(BIN)/python bench/rollout_throughput.py
+	$(BIN)/python bench/act_step_split.py
 
 clean-demo:
 	rm -rf $(DEMO)
