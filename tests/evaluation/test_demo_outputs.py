@@ -91,3 +91,27 @@ def test_branch_counts(tmp_path):
     make_run(tmp_path, 1.0)
     assert branch_counts(tmp_path) == {"good_trajectory": 2, "wrong_action": 1, "bad_trajectory": 1, "samples": 4,
                                        "winner_replaced_from_clarify": 1}
+
+
+def test_a_rerun_of_a_finished_one_seed_demo_skips_every_stage_and_keeps_its_stage_times(tmp_path, monkeypatch, capsys):
+    """With one seed the run folder is --out itself: the per-seed summary must not overwrite the run's own
+    stage_times.json (it did once, and the next run crashed reading it back)."""
+    import demo_pipeline
+
+    out = tmp_path / "demo"
+    for name, done, _ in demo_pipeline.stages(out, 0):
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps({"accuracy": 0.425, "correct": 17, "n": 40}) if done.suffix == ".json" else "")
+    (out / "stage_times.json").write_text(json.dumps({"SFT": 198.0}))
+
+    def fake_run(command, cwd, check):  # only report.py runs: every stage is done
+        assert command[1] == "experiments/report.py"
+        (out / "results.md").write_text("# table\n")
+
+    monkeypatch.setattr(demo_pipeline.subprocess, "run", fake_run)
+    monkeypatch.setattr("clarifylab.evaluation.plots.plot_demo", lambda runs, csv, png: None)
+    for _ in range(2):
+        assert demo_pipeline.main(["--out", str(out), "--seeds", "0"]) == 0
+    assert json.loads((out / "stage_times.json").read_text())["SFT"] == 198.0
+    assert json.loads((out / "stage_times_by_seed.json").read_text())["0"]["SFT"] == 198.0
+    assert "seed 0: stages: SFT 3.3 min, base fully specified (done before)" in capsys.readouterr().out
