@@ -85,10 +85,14 @@ def test_rows_are_first_fit_and_padding_only_attends_to_itself():
     assert not packed.allowed[1, 18:, :18].any() and not packed.allowed[1, :18, 18:].any()
     assert not packed.allowed[0, 14:, :14].any()  # the second segment of row 0 does not see the first
     assert packed.input_ids[1, 18:].tolist() == [0] * 8
+    default = pack_pairs(chosen, rejected, pad_token_id=0)  # rows as long as the longest segment (18): one each
+    assert default.input_ids.shape == (3, 18) and default.unique_tokens == 44
+    short = {key: value[[0, 2]] for key, value in chosen.items()}, {key: value[[0, 2]] for key, value in rejected.items()}
+    assert pack_pairs(*short, pad_token_id=0).input_ids.shape == (2, 14)  # 14 + 12 > 14: still one row each
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-@pytest.mark.parametrize("row_tokens", [4096, 1])
+@pytest.mark.parametrize("row_tokens", [None, 1, 4096])  # rows as long as the longest pair; one each; all in one
 def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation, row_tokens):
     model, _ = build_tiny_model_and_tokenizer(seed=3)
     model.config._attn_implementation = implementation

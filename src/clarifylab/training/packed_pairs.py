@@ -4,7 +4,9 @@ A preference pair's two sides are ``prompt + chosen`` and ``prompt + rejected``;
 (:func:`clarifylab.training.logprobs.concatenated_forward`) runs both, so the prompt — 600-2,400 tokens on
 PACIFIC against 10-60-token replies — passes every layer twice per model, padded to the longest side.
 Here each pair becomes one segment ``[prompt | chosen | rejected]`` and segments are packed into rows
-(first fit, no padding inside a row) with
+(first fit, in batch order, into rows as long as the longest segment: short pairs share a row, the padding is what
+the last segment of a row leaves; attention cost stays at most ``rows x L^2``, since SDPA computes the masked-out
+cross-segment blocks too) with
 
 * **position ids** that restart after the prompt: chosen tokens sit at ``P .. P+C-1`` and so do the
   rejected ones (``P .. P+R-1``), exactly where the plain path puts them;
@@ -40,7 +42,6 @@ log = logging.getLogger(__name__)
 # (transformers' eager attention ADDS the mask to the scores, so it needs 0 / -inf; SDPA takes booleans).
 MASK_DTYPES = {"sdpa": "bool", "eager": "additive"}
 FORWARD_MODES = ("auto", "packed", "concatenated")
-ROW_TOKENS = 4096  # a row holds segments up to this many tokens (or one longer segment): bounds the L x L mask
 
 PROMPT, CHOSEN, REJECTED = 0, 1, 2
 
@@ -107,8 +108,9 @@ def _first_fit(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def pack_pairs(chosen: Batch, rejected: Batch, pad_token_id: int, row_tokens: int = ROW_TOKENS) -> PackedPairs:
-    """Pack ``B`` pairs (right-padded side batches, see ``training.logprobs``) into shared-prefix rows.
+def pack_pairs(chosen: Batch, rejected: Batch, pad_token_id: int, row_tokens: int | None = None) -> PackedPairs:
+    """Pack ``B`` pairs (right-padded side batches, see ``training.logprobs``) into shared-prefix rows of
+    ``row_tokens`` (default: the longest segment's length; a longer segment gets a row of its own).
 
     Raises:
         ValueError: different numbers of rows, or a pair whose sides share no prompt token.
@@ -133,7 +135,7 @@ def pack_pairs(chosen: Batch, rejected: Batch, pad_token_id: int, row_tokens: in
                    for j in range(prompt, len(r_ids)) if r_labels[j] != IGNORE_INDEX]
         segments.append((tokens, positions, sides, scored))
     lengths = [len(segment[0]) for segment in segments]
-    rows = _first_fit(lengths, max(row_tokens, max(lengths)))
+    rows = _first_fit(lengths, max(row_tokens or 0, max(lengths)))
     width = max(sum(lengths[i] for i in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)
@@ -214,7 +216,7 @@ def attention_mask_for(model: Any, allowed: torch.Tensor, dtype: torch.dtype) ->
 
 
 def packed_forward(model: Any, chosen: Batch, rejected: Batch, pad_token_id: int,
-                   row_tokens: int = ROW_TOKENS) -> PairLogps:
+                   row_tokens: int | None = None) -> PairLogps:
     """Score both sides of ``B`` pairs with each prompt computed once (see the module docstring).
 
     Args:
@@ -222,7 +224,7 @@ def packed_forward(model: Any, chosen: Batch, rejected: Batch, pad_token_id: int
             ``logits_to_keep`` (transformers >= 5); check it with :func:`packed_support` first.
         chosen, rejected: batches of ``B`` rows each (``training.logprobs`` layout), any lengths.
         pad_token_id: id written into row padding (masked).
-        row_tokens: row capacity for packing several pairs into one row.
+        row_tokens: row capacity (default: the longest segment), see :func:`pack_pairs`.
 
     Returns:
         :class:`PairLogps`, equal to ``concatenated_forward`` (attached to the graph when grad is enabled).
