@@ -10,8 +10,15 @@ never on the teacher's. Dialogues whose teacher feedback leaked the answer are d
 Resumable like the AmbigSQL build: one record per dialogue in the append-only, fsynced
 ``<out_dir>/progress.jsonl`` (:mod:`clarifylab.data.builders.ambigsql_log`), a chunk of ``batch_size``
 problems at a time; a rerun with the same settings skips logged dialogues, and the call caches of the
-student/teacher backends make recomputed calls free. The split files are written as ``synthetic_tables``
-Examples: train with ``dataset.dir=<out_dir> dataset.auto_generate=false``.
+student/teacher backends make recomputed calls free.
+
+The problems are the trainer's (:func:`~clarifylab.methods.sml.problems.load_problems`): ``synthetic_tables``
+(default) or TAT-QA (``dataset@task.dataset=tatqa``; questions without a shardable span are skipped there too).
+The split files hold the source task's Examples: train on a ``synthetic_tables`` build with
+``dataset.dir=<out_dir> dataset.auto_generate=false``, on a TAT-QA one with ``dataset=ts_curriculum
+dataset.dir=<out_dir>`` (that loader reads any ``<split>.jsonl`` of Examples; H stays TAT-QA's). For a dataset
+other than ``synthetic_tables`` the fingerprint also holds the source options (:func:`source_fingerprint`: file,
+split plan), so a resume on another file or split is refused.
 """
 
 from __future__ import annotations
@@ -28,14 +35,13 @@ from clarifylab.backends.base import ChatBackend, SamplingParams
 from clarifylab.backends.teacher_nodes import build_teacher, plain
 from clarifylab.data.builders.ambigsql_log import append_records, check_fingerprint, recover_log
 from clarifylab.data.jsonl import write_examples
-from clarifylab.data.registry import load_dataset_split
 from clarifylab.data.schema import Action, Example, Turn
 from clarifylab.data.synthetic_tables import synthetic_design
 from clarifylab.errors import ConfigError
 from clarifylab.io import write_json
 from clarifylab.methods.sml import teacher as teacher_prompts
 from clarifylab.methods.sml.dialogue import Dialogue, heuristic_scorer, run_dialogues
-from clarifylab.methods.sml.problems import SMLProblem, build_problems
+from clarifylab.methods.sml.problems import SMLProblem, load_problems
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +86,7 @@ def _build_dialogues(kind: str, out_dir: str, dataset: Any, student: Any, teache
     if samples_per_problem < 1 or batch_size < 1:
         raise ConfigError(f"{kind}: samples_per_problem and batch_size must be >= 1")
     instruction = dataset.instruction
-    problems = {split: build_problems(load_dataset_split(dataset, split, paths), seed, max_problems)
-                for split in splits}
+    problems = {split: load_problems(dataset, split, paths, seed, max_problems) for split in splits}
     out = Path(out_dir)
     log_path = out / LOG_NAME
     student_params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
@@ -92,6 +97,9 @@ def _build_dialogues(kind: str, out_dir: str, dataset: Any, student: Any, teache
                    "max_student_turns": max_student_turns, "student_sampling": student_params.to_dict(),
                    "teacher_sampling": teacher_params.to_dict(), "threshold": threshold,
                    "q_priming_base": q_priming_base, "teacher_system": teacher_prompts.TEACHER_SYSTEM}
+    source = source_fingerprint(dataset)
+    if source:  # only for non-synthetic sources: synthetic_tables logs keep their earlier fingerprint
+        fingerprint["source"] = source
     check_fingerprint(log_path, fingerprint)
     done = {r["id"] for r in recover_log(log_path)}
     meter = UsageMeter()
@@ -125,6 +133,21 @@ def _build_dialogues(kind: str, out_dir: str, dataset: Any, student: Any, teache
     log.info("%s: %s -> %s", kind, counts, out)
     return {split: {k: counts[split][k] for k in ("dialogues", "kept", "dropped_leak", "no_success")}
             for split in splits}
+
+
+SOURCE_IGNORED = ("name", "instruction", "train_split", "val_split", "eval_split", "max_train_examples",
+                  "max_val_examples", "max_eval_examples")
+"""Dataset keys that do not change a split's problems (the builders take ``splits`` and ``max_problems``)."""
+
+
+def source_fingerprint(dataset: Any) -> dict[str, Any]:
+    """The dataset options that fix which problems a split holds, for the resume check: every key of the node but
+    :data:`SOURCE_IGNORED` (TAT-QA: ``path``, ``max_context_chars``, the split plan). Empty for
+    ``synthetic_tables``, whose corpus manifest already guards its design
+    (:func:`~clarifylab.data.synthetic_tables.check_synthetic_design`)."""
+    if dataset.name == "synthetic_tables":
+        return {}
+    return {k: v for k, v in sorted(plain(dataset).items()) if k not in SOURCE_IGNORED}
 
 
 def dialogue_counts(rows: Sequence[Mapping[str, Any]], n_problems: int) -> dict[str, Any]:
@@ -176,7 +199,8 @@ def generate_sml_dialogues(out_dir: str, dataset: Any, student: Any, paths: Any,
 
     Args:
         out_dir: holds ``progress.jsonl``, ``<split>.jsonl`` and ``manifest.json``.
-        dataset: the dataset node whose splits give the problems (``dataset.instruction`` = the student's).
+        dataset: the dataset node whose splits give the problems (``synthetic_tables`` or ``tatqa``;
+            ``dataset.instruction`` = the student's).
         student: the student's backend node (conf/teacher/*.yaml kinds); teacher: the teacher's, or null for the
             same backend (the same model, given the solution).
         paths: conf/paths.

@@ -18,7 +18,9 @@ shard per span (seeded order). Questions without a removable span have no unders
 (counted in the log). The teacher's solution is the question with the answer as TAT-QA renders it (derivation
 included); ``answer`` (the leak check and the answer log-prob) is the bare answer: the number for arithmetic and
 count questions, the span(s) otherwise. H is the TAT-QA scorer, on the loader's Example. :func:`load_problems`
-loads a split with the table grids the span finder needs.
+loads a split with the table grids the span finder needs; it is the one problem source of the trainer
+(``trainer=sml``), the sharded evaluation (``protocol=sml_sharded``) and the offline builders
+(``task=sml_dialogues`` / ``q_priming``).
 """
 
 from __future__ import annotations
@@ -210,9 +212,9 @@ def build_problems(examples: Sequence[Example], seed: int = 0, max_problems: int
             problems.append(problem_from_synthetic(example, seed))
             continue
         if tasks is None or example.id not in tasks:
-            raise DataFormatError(f"TAT-QA example {example.id!r} has no table grid: TAT-QA problems are built by "
-                                  "load_problems (trainer=sml, protocol=sml_sharded); the offline builders "
-                                  "(task=sml_dialogues / q_priming) take synthetic_tables only")
+            raise DataFormatError(f"TAT-QA example {example.id!r} has no table grid: build TAT-QA problems with "
+                                  "load_problems (it passes the grids), as trainer=sml, protocol=sml_sharded and "
+                                  "task=sml_dialogues / q_priming do")
         problem = problem_from_tatqa(tasks[example.id], seed)
         skipped += problem is None
         if problem is not None:
