@@ -38,7 +38,6 @@ import importlib.util
 import inspect
 import json
 import math
-import os
 import platform
 import resource
 import sys
@@ -49,13 +48,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (str(ROOT / "src"), str(ROOT)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                     "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ.setdefault(_key, _value)
+if str(ROOT) not in sys.path:  # run as `python bench/<name>.py`: make the bench package importable
+    sys.path.insert(0, str(ROOT))
+import bench  # noqa: E402,F401  (puts this checkout's src/ first on sys.path, sets the offline environment)
 
 from clarifylab.errors import ClarifyLabError, ConfigError  # noqa: E402
 

@@ -235,6 +235,23 @@ def shown_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> 
     return [c for c in columns if c not in OPTIONAL_COLUMNS or any(row.get(c) is not None for row in rows)]
 
 
+def render_section(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str,
+                   headers: Mapping[str, str] | None = None, console: Any | None = None) -> str:
+    """Print ``rows`` as a rich table and return the same table as Markdown under a ``## title`` heading (the
+    per-method tables that ``experiments/report.py`` adds below the flat one)."""
+    (console or wide_console()).print(rich_table(rows, columns, title, headers=headers))
+    return f"## {title}\n\n{markdown_table(rows, columns, headers=headers)}"
+
+
+def split_eval_runs(paths: Sequence[str | os.PathLike[str]], selected: Any) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The evaluation runs at or below ``paths`` (:func:`find_eval_dirs`) split by ``selected(summary) -> bool``:
+    ``(metrics.json paths of the other runs, summaries of the selected runs)``."""
+    dirs = find_eval_dirs(paths)
+    summaries = read_eval_summaries(dirs)
+    others = [Path(directory) / METRICS_FILE for directory, s in zip(dirs, summaries) if not selected(s)]
+    return others, [s for s in summaries if selected(s)]
+
+
 def build_report(paths: Sequence[str | os.PathLike[str]], group_by: Sequence[str] = GROUP_BY,
                  columns: Sequence[str] = REPORT_COLUMNS, title: str | None = None,
                  console: Any | None = None) -> tuple[str, str, list[dict[str, Any]]]:

@@ -20,13 +20,9 @@ from typing import Any
 
 from clarifylab.evaluation.tables import (
     GROUP_BY,
-    METRICS_FILE,
     aggregate_runs,
-    find_eval_dirs,
-    markdown_table,
-    read_eval_summaries,
-    rich_table,
-    wide_console,
+    render_section,
+    split_eval_runs,
 )
 
 PROTOCOL = "star_gate_win_rate"
@@ -92,15 +88,10 @@ def win_rate_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def render_win_rates(rows: Sequence[Mapping[str, Any]], title: str = "STaR-GATE win rates vs m0",
                      console: Any | None = None) -> str:
     """Print the rich table of aggregated win-rate ``rows`` and return its Markdown (with a ``##`` heading)."""
-    columns = win_rate_columns(rows)
-    (console or wide_console()).print(rich_table(rows, columns, title, headers=WIN_RATE_HEADERS))
-    return f"## {title}\n\n{markdown_table(rows, columns, headers=WIN_RATE_HEADERS)}"
+    return render_section(rows, win_rate_columns(rows), title, WIN_RATE_HEADERS, console)
 
 
 def split_win_rate_runs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[dict[str, Any]]]:
     """The evaluation runs at or below ``paths`` (:func:`~clarifylab.evaluation.tables.find_eval_dirs`), split into
     the ``metrics.json`` files of the other runs (for the flat table) and the summaries of win-rate runs."""
-    dirs = find_eval_dirs(paths)
-    summaries = read_eval_summaries(dirs)
-    others = [directory / METRICS_FILE for directory, s in zip(dirs, summaries) if not is_win_rate_run(s)]
-    return others, [s for s in summaries if is_win_rate_run(s)]
+    return split_eval_runs(paths, is_win_rate_run)

@@ -18,14 +18,10 @@ from typing import Any
 
 from clarifylab.evaluation.tables import (
     GROUP_BY,
-    METRICS_FILE,
     aggregate_runs,
-    find_eval_dirs,
-    markdown_table,
-    read_eval_summaries,
-    rich_table,
+    render_section,
     shown_columns,
-    wide_console,
+    split_eval_runs,
 )
 from clarifylab.methods.ts.benchmark import HEADERS as METRIC_HEADERS
 
@@ -79,15 +75,10 @@ def benchmark_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def render_benchmark(rows: Sequence[Mapping[str, Any]], title: str = "Teacher-student benchmark",
                      console: Any | None = None) -> str:
     """Print the rich table of aggregated benchmark ``rows`` and return its Markdown (with a ``##`` heading)."""
-    columns = benchmark_columns(rows)
-    (console or wide_console()).print(rich_table(rows, columns, title, headers=BENCHMARK_HEADERS))
-    return f"## {title}\n\n{markdown_table(rows, columns, headers=BENCHMARK_HEADERS)}"
+    return render_section(rows, benchmark_columns(rows), title, BENCHMARK_HEADERS, console)
 
 
 def split_benchmark_runs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[dict[str, Any]]]:
     """The evaluation runs at or below ``paths`` (:func:`~clarifylab.evaluation.tables.find_eval_dirs`), split into
     the ``metrics.json`` files of the other runs (for the flat table) and the summaries of benchmark runs."""
-    dirs = find_eval_dirs(paths)
-    summaries = read_eval_summaries(dirs)
-    others = [directory / METRICS_FILE for directory, s in zip(dirs, summaries) if not is_benchmark_run(s)]
-    return others, [s for s in summaries if is_benchmark_run(s)]
+    return split_eval_runs(paths, is_benchmark_run)
