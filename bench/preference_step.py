@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import math
 import platform
@@ -76,11 +75,6 @@ def check_side_dependencies(side: str) -> None:
                     else "run `make venv`")
             raise MissingDependencyError(f"side {side!r} needs the Python package {module!r}, which is not "
                                          f"installed: {hint}")
-
-
-def accepts_forward(module_class: Any) -> bool:
-    """True when ``module_class.__init__`` takes a ``forward`` argument (the packed/concatenated switch)."""
-    return "forward" in inspect.signature(module_class.__init__).parameters
 
 
 # ---- model ----
@@ -198,22 +192,17 @@ def run_project(pairs: Sequence[Any], schedule: Sequence[Sequence[int]], args: a
     from clarifylab.training.preference_data import PreferenceCollator, pad_token_id_of
     from clarifylab.training.preference_module import PreferenceModule
 
-    takes_forward = accepts_forward(PreferenceModule)
-    if not takes_forward and args.forward == "packed":
-        raise ConfigError("--forward packed: this checkout's PreferenceModule has no `forward` argument yet")
     model, tokenizer = load_policy(student_spec(args.student, args.lora_dropout), args.cache_dir, args.seed)
     tokenized = tokenize_all(pairs, tokenizer, args.max_length)
-    extra = {"forward": args.forward} if takes_forward else {}
     module = PreferenceModule(model, lr=args.lr, beta=args.beta, loss_type="sigmoid", reference="adapter",
-                              pad_token_id=pad_token_id_of(tokenizer), lr_schedule="constant", **extra)
+                              forward=args.forward, pad_token_id=pad_token_id_of(tokenizer), lr_schedule="constant")
     module.train()
     collate = PreferenceCollator(pad_token_id_of(tokenizer))
     optimizer, scheduler = constant_adamw(module.named_parameters(), args.lr, len(schedule))
     parameters = [p for p in module.parameters() if p.requires_grad]
     manual_loop(schedule, lambda indices: collate([tokenized[i] for i in indices]),
                 lambda batch: module.pair_loss(batch)[0], parameters, optimizer, scheduler, log)
-    mode = getattr(module, "forward_mode", None) if takes_forward else None
-    return {"forward": mode or "concatenated (PreferenceModule has no forward argument)"}
+    return {"forward": module.forward_mode}
 
 
 # ---- (b) TRL ----

@@ -188,18 +188,6 @@ def test_driver_rejects_bad_sides_and_a_missing_trl_names_make_bench(monkeypatch
         preference_step.check_side_dependencies("trl")
 
 
-def test_the_forward_mode_is_passed_only_to_a_module_that_takes_it():
-    from bench.preference_step import accepts_forward
-
-    class Before:
-        def __init__(self, model, lr, beta, reference="auto"): ...
-
-    class After:
-        def __init__(self, model, lr, beta, reference="auto", forward="auto"): ...
-
-    assert (accepts_forward(Before), accepts_forward(After)) == (False, True)
-
-
 def test_floor_cached_logps_equal_the_plain_concatenated_forward(tokenizer, synthetic):
     import torch
 
