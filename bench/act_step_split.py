@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:  # run as `python bench/<name>.py`: make the bench
     sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (puts this checkout's src/ first on sys.path, sets the offline environment)
 
+from bench.outputs import write_bench_result  # noqa: E402
 from bench.pairs import SOURCES, resolve_source  # noqa: E402
 from bench.rollout_throughput import STUDENTS, load_model  # noqa: E402
 from clarifylab.errors import ClarifyLabError, ConfigError  # noqa: E402
@@ -182,7 +183,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from clarifylab.env.action_classifier import HeuristicActionClassifier
     from clarifylab.env.user_simulator import LLMUserSimulator, OracleUserSimulator
     from clarifylab.evaluation.run_provenance import code_version
-    from clarifylab.io import write_json, write_text
     from clarifylab.methods.act.replacer import BRANCHES, ACTReplacer, ACTReplacerConfig
     from clarifylab.models import LoraSpec, ModelSpec, prepare_for_training
     from clarifylab.training.preference_data import PreferenceCollator, pad_token_id_of, tokenize_pairs
@@ -269,13 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": summarize(steps), "steps": steps, "policy_generated_tokens": generated,
         "branch_totals": branch_totals,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "act_step_split.json", result)
-    report = markdown(result)
-    write_text(out / "act_step_split.md", report)
-    print(report, flush=True)
-    print(f"[act split] wrote {out / 'act_step_split.json'} and {out / 'act_step_split.md'}", flush=True)
+    write_bench_result(args.out, "act_step_split", result, markdown(result), "act split")
     return result
 
 

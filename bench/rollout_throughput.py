@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:  # run as `python bench/<name>.py`: make the bench
     sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (puts this checkout's src/ first on sys.path, sets the offline environment)
 
+from bench.outputs import write_bench_result  # noqa: E402
 from bench.pairs import SOURCES, resolve_source  # noqa: E402
 from clarifylab.errors import ClarifyLabError, ConfigError  # noqa: E402
 
@@ -217,7 +218,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from clarifylab.evaluation.run_provenance import code_version
-    from clarifylab.io import write_json, write_text
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -255,13 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "agreement": agreement(batched["records"], sequential["records"]),
         "trajectories": {m["mode"]: m["records"] for m in modes},
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "rollout_throughput.json", result)
-    report = markdown(result)
-    write_text(out / "rollout_throughput.md", report)
-    print(report, flush=True)
-    print(f"[rollout bench] wrote {out / 'rollout_throughput.json'} and {out / 'rollout_throughput.md'}", flush=True)
+    write_bench_result(args.out, "rollout_throughput", result, markdown(result), "rollout bench")
     return result
 
 

@@ -20,18 +20,9 @@ from clarifylab.training.packed_pairs import (
     resolve_forward_mode,
     shared_prefix_length,
 )
+from test_logprobs import side  # a right-padded side batch (pad id 0), shared with the logprobs tests
 
 X = IGNORE_INDEX
-
-
-def side(rows: list[list[int]], labelled_from: list[int]) -> dict[str, torch.Tensor]:
-    """A right-padded batch (pad id 0): row ``i`` labels its tokens from ``labelled_from[i]`` on."""
-    length = max(len(row) for row in rows)
-    ids = [row + [0] * (length - len(row)) for row in rows]
-    mask = [[1] * len(row) + [0] * (length - len(row)) for row in rows]
-    labels = [[token if start <= position < len(row) else X for position, token in enumerate(padded)]
-              for row, padded, start in zip(rows, ids, labelled_from)]
-    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
 
 
 def random_pairs(seed: int, prompts=(7, 12, 4), chosen=(3, 5, 2), rejected=(4, 1, 6)):
