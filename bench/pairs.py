@@ -31,6 +31,7 @@ from clarifylab.data.chat_format import prompt_messages
 from clarifylab.data.schema import Action, Example
 from clarifylab.errors import ConfigError, DataNotFoundError
 from clarifylab.training.chat_tokenize import IGNORE_INDEX, render_conversation
+from clarifylab.training.packed_pairs import shared_prefix_length
 from clarifylab.training.preference_data import PreferencePair, TokenizedPair, gold_vs_other_action_pairs
 
 SOURCES = ("auto", "pacific", "synthetic")
@@ -142,16 +143,15 @@ def prompt_length(tokenized: TokenizedPair) -> int:
     Raises:
         ValueError: the two sides do not share those tokens (they would not be one prompt).
     """
-    starts = []
-    for side in (tokenized.chosen, tokenized.rejected):
-        labelled = [i for i, label in enumerate(side["labels"]) if label != IGNORE_INDEX]
-        if not labelled:
-            raise ValueError(f"pair {tokenized.pair.id!r}: a side has no scored token")
-        starts.append(labelled[0])
-    start = min(starts)
-    if tokenized.chosen["input_ids"][:start] != tokenized.rejected["input_ids"][:start]:
+    chosen, rejected = tokenized.chosen, tokenized.rejected
+    starts = [next((i for i, label in enumerate(side["labels"]) if label != IGNORE_INDEX), None)
+              for side in (chosen, rejected)]
+    if None in starts:
+        raise ValueError(f"pair {tokenized.pair.id!r}: a side has no scored token")
+    prompt = shared_prefix_length(chosen["input_ids"], chosen["labels"], rejected["input_ids"], rejected["labels"])
+    if prompt < min(starts):
         raise ValueError(f"pair {tokenized.pair.id!r}: the sides differ before the first scored token")
-    return start
+    return prompt
 
 
 def unique_tokens(tokenized: TokenizedPair) -> int:
