@@ -84,6 +84,21 @@ def values_present(table: Sequence[Sequence[str]], paragraphs: Sequence[str], va
     return present
 
 
+def answer_distractors(task: TableTask) -> list[str]:
+    """The other values of the column(s) holding the task's lookup cells: the data cells of those columns that
+    are neither a lookup value nor the gold (distinct, in row-major order). A reply that names one of them is not
+    read as naming the answer (``metrics/answer_mention.py``)."""
+    columns = sorted({c for _, c in lookup_cells(task.table, task.lookup_values)})
+    keep = {normalize_value(v) for v in (*task.lookup_values, *task.example.goal)}
+    out: list[str] = []
+    for row in task.table[1:]:
+        for c in columns:
+            cell = clean_cell(row[c]) if c < len(row) else ""
+            if cell and normalize_value(cell) not in keep and cell not in out:
+                out.append(cell)
+    return out
+
+
 def tatqa_lookup_values(meta: dict) -> tuple[str, ...]:
     """TAT-QA lookup values from a question's meta (module docstring)."""
     answer_type, answer, derivation = meta.get("answer_type"), meta.get("answer"), str(meta.get("derivation") or "")

@@ -38,10 +38,15 @@ def parse_number(text: str) -> float | None:
     return float(candidate.replace(",", ""))
 
 
+def numbers_in(text: str) -> list[float]:
+    """Every number written in ``text``, in order (``"From 1,200 to -3.5"`` -> [1200.0, -3.5])."""
+    return [float(m.replace(",", "")) for m in _NUMBER.findall(text.translate(_MINUS_SIGNS))]
+
+
 def last_number(text: str) -> float | None:
     """The last number written in ``text`` (``"In 2020 it was 12.50."`` -> 12.5), or None."""
-    matches = _NUMBER.findall(text.translate(_MINUS_SIGNS))
-    return float(matches[-1].replace(",", "")) if matches else None
+    numbers = numbers_in(text)
+    return numbers[-1] if numbers else None
 
 
 def exact_match(prediction: str, golds: Sequence[str]) -> float:

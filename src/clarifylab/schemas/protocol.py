@@ -53,10 +53,12 @@ class StarGateWinRateSchema(ProtocolSchema):
 @dataclass
 class TSBenchmarkSchema(ProtocolSchema):
     """protocol=ts_benchmark (``methods/ts/benchmark.py``): the teacher-student benchmark's judge of clarifying
-    questions (``rule`` | ``teacher``) and, for ``teacher``, its backend node (else null)."""
+    questions (``rule`` | ``teacher``) and, for ``teacher``, its backend node (else null); how a reply is read as
+    correct (``official`` | ``contains``: ``methods/ts/curriculum.Scorer``)."""
 
     judge: str = one_of("rule", "teacher")
     teacher: Any = backend_node()
+    match: str = one_of("official", "contains")
 
 
 PROTOCOLS: dict[str, type] = {"star_gate_win_rate": StarGateWinRateSchema, "multiturn": ProtocolSchema, "fully_specified": ProtocolSchema, "ts_benchmark": TSBenchmarkSchema, "sml_sharded": SMLShardedSchema}

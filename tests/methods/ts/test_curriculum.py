@@ -19,7 +19,7 @@ def records(out):
 def test_filters_and_dialogues(tmp_path, tatqa_file):
     out = tmp_path / "build"
     result = build(out, tatqa_file)
-    expected = {"sources": 4, "identified": 4, "ablated": 4, "student_fails": 3, "clarification_asked": 3,
+    expected = {"sources": 4, "identified": 4, "ablated": 4, "student_fails": 3, "clarification_asked": 3, "clarification_guided": 0,
                 "clarification_targeted": 3, "clarification_recovered": 2, "correction_recovered": 2}
     # The question strategy also takes the memorized key's year away from q4: the student fails it and recovers.
     question = {**expected, "student_fails": 4, "clarification_asked": 4, "clarification_targeted": 4,
@@ -111,3 +111,40 @@ def test_changed_settings_are_refused(tmp_path, tatqa_file):
     build(tmp_path / "c", tatqa_file)
     with pytest.raises(ConfigError, match="other settings"):
         build(tmp_path / "c", tatqa_file, judge="rule")
+
+
+def test_a_student_that_never_asks_is_guided_to_the_question_when_the_guide_is_on(tmp_path, tatqa_file):
+    mute = dict(memorized={"revenue in 2018": "1,000"}, stubborn=("net income",), asks=False)
+    result = build(tmp_path / "none", tatqa_file, student=ScriptedStudent(**mute), strategies=["column"])
+    unguided = result["yield"]["column"]
+    assert (unguided["clarification_asked"], unguided["clarification_recovered"]) == (0, 0)
+    assert read_examples(tmp_path / "none" / "train.jsonl") == []
+    result = build(tmp_path / "rule", tatqa_file, student=ScriptedStudent(**mute), strategies=["column"],
+                   clarify_guide="rule")
+    # q1, q2, q3 fail after ablation; all three are guided; the stubborn q3 does not recover.
+    assert result["yield"]["column"] == {**unguided, "clarification_guided": 3, "clarification_targeted": 3,
+                                         "clarification_recovered": 2}
+    by_id = {r["id"]: r for r in records(tmp_path / "rule")}
+    dialogue = by_id["q1:column"]["clarification"]
+    assert dialogue["asked"] is False and dialogue["guided"] is True and dialogue["final"] == "1,200"
+    assert dialogue["question"] == "The table has no 2019 column. Could you tell me the 2019 values?"
+    train = {e.id: e for e in read_examples(tmp_path / "rule" / "train.jsonl")}
+    assert sorted(train) == ["q1:column:clarification", "q2:column:clarification"]
+    assert train["q1:column:clarification"].response == dialogue["question"]
+    assert train["q1:column:clarification"].meta["ts"]["guided"] is True
+    with pytest.raises(ConfigError, match="clarify_guide"):
+        build(tmp_path / "bad", tatqa_file, clarify_guide="teacher")
+
+
+def test_contains_match_reads_answers_in_sentences_and_official_does_not(tmp_path, tatqa_file):
+    chatty = dict(memorized={"revenue in 2018": "1,000"}, stubborn=("net income",), sentence="It was {} in total.")
+    official = build(tmp_path / "official", tatqa_file, student=ScriptedStudent(**chatty), strategies=["column"])
+    assert official["yield"]["column"]["student_fails"] == 0  # no original answer is read as correct
+    assert {r["reason"] for r in records(tmp_path / "official")} == {"student_fails_original"}
+    contains = build(tmp_path / "contains", tatqa_file, student=ScriptedStudent(**chatty), strategies=["column"],
+                     match="contains")
+    plain = build(tmp_path / "plain", tatqa_file, strategies=["column"])
+    assert contains["yield"] == plain["yield"]  # the sentences count exactly as the bare answers do
+    by_id = {r["id"]: r for r in records(tmp_path / "contains")}
+    assert by_id["q1:column"]["correction"]["final"] == "It was 1,200 in total."
+    assert by_id["q1:column"]["example"]["meta"]["answer_distractors"] == ["700", "500"]

@@ -99,3 +99,19 @@ def test_report_script_with_benchmark_runs_only(tmp_path):
     assert load_report_script().main([str(tmp_path / "ts0"), "--out", str(out), "--title", "Only TS"]) == 0
     text = out.read_text()
     assert text.startswith("# Only TS\n") and text.count("| ts |") == 3 and "Accuracy" not in text
+
+
+def test_yield_table_shows_every_stage_and_the_drops_of_a_build(tmp_path, tatqa_file):
+    from ts_scripted import build
+
+    from clarifylab.methods.ts.report_table import yield_table
+
+    build(tmp_path / "b", tatqa_file, strategies=["column"])
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    lines = yield_table(manifest).splitlines()
+    assert lines[0] == ("| source | strategy | sources | identified | ablated | student_fails | clarification_asked | "
+                        "clarification_guided | clarification_targeted | clarification_recovered | "
+                        "correction_recovered | dropped |")
+    assert len(lines) == 3
+    assert lines[2] == ("| tatqa | column | 4 | 4 | 4 | 3 | 3 | 0 | 3 | 2 | 2 | student_did_not_recover 1, "
+                        "student_still_correct 1 |")

@@ -41,18 +41,24 @@ def _table(system: str):
 
 class ScriptedStudent:
     """Answers from the table (module docstring). ``memorized``: question substrings it answers from memory
-    (it 'knows' them without the table); ``stubborn``: substrings for which it ignores the user's information."""
+    (it 'knows' them without the table); ``stubborn``: substrings for which it ignores the user's information;
+    ``asks=False``: never asks; ``sentence``: a format string its answers are written into ("It was {}.")."""
 
     name = "scripted"
     model_id = "scripted-student"
 
-    def __init__(self, memorized=None, stubborn=(), fail_after=None):
+    def __init__(self, memorized=None, stubborn=(), fail_after=None, asks=True, sentence=None):
+        self.asks, self.sentence = asks, sentence
         self.memorized = dict(memorized or {})
         self.stubborn = tuple(stubborn)
         self.calls = 0
         self.fail_after = fail_after
 
     def reply(self, messages):
+        answer = self.answer(messages)
+        return self.sentence.format(answer) if self.sentence and answer[:1].isdigit() else answer
+
+    def answer(self, messages):
         system = messages[0]["content"]
         users = [m["content"] for m in messages[1:] if m["role"] == "user"]
         question = users[0]
@@ -73,7 +79,7 @@ class ScriptedStudent:
                 values = dict(part.split(": ", 1) for part in given.group(1).split("; "))
                 if row_label in values:
                     return values[row_label]
-        if ASK_IF_MISSING in system and len(messages) == 2:
+        if self.asks and ASK_IF_MISSING in system and len(messages) == 2:
             return "Which year do you mean?" if not year else f"What are the {year.group(0)} column values?"
         return "I do not know."
 

@@ -74,11 +74,13 @@ def play_pairs(policy: ChatBackend, examples: Sequence[Example], scorers: dict[s
     originals = [original_example(e) for e in examples]
     missing = [e.meta["ts"]["removed"] for e in examples]
 
-    def correct(predictions: list[str], items: Sequence[Example]) -> list[bool]:
+    def correct(predictions: list[str], items: Sequence[Example], supplied: Sequence[str] | None = None) -> list[bool]:
+        told = list(supplied) if supplied is not None else [""] * len(items)
         out = [False] * len(items)
         for task, scorer in scorers.items():
             idx = [i for i, e in enumerate(items) if e.task == task]
-            for i, ok in zip(idx, scorer.correct([predictions[i] for i in idx], [items[i] for i in idx])):
+            verdicts = scorer.correct([predictions[i] for i in idx], [items[i] for i in idx], [told[i] for i in idx])
+            for i, ok in zip(idx, verdicts):
                 out[i] = ok
         return out
 
@@ -110,7 +112,7 @@ def play_pairs(policy: ChatBackend, examples: Sequence[Example], scorers: dict[s
     cl_final = list(first)
     for i, reply in zip(ask_idx, second):
         cl_final[i] = reply
-    cl_ok = correct(cl_final, examples)
+    cl_ok = correct(cl_final, examples, [user_replies.get(i, "") for i in range(len(examples))])
     for i, reply in zip(ask_idx, second):  # a second question is no answer
         if classify_response(reply) is Action.CLARIFY:
             cl_ok[i] = False
@@ -122,7 +124,8 @@ def play_pairs(policy: ChatBackend, examples: Sequence[Example], scorers: dict[s
     for i, reply in zip(wrong, corrected):
         co_final[i] = reply
     co_ok = list(first_ok)
-    for i, ok in zip(wrong, correct([co_final[i] for i in wrong], [examples[i] for i in wrong])):
+    for i, ok in zip(wrong, correct([co_final[i] for i in wrong], [examples[i] for i in wrong],
+                                    [correction_reply(missing[i]["user_text"]) for i in wrong])):
         co_ok[i] = ok
     outcomes, records = [], []
     for i, e in enumerate(examples):
@@ -158,12 +161,12 @@ def run_ts_benchmark(cfg: DictConfig) -> dict[str, Any]:
     generation = cfg.generation
     params = SamplingParams(max_new_tokens=int(generation.max_new_tokens), temperature=float(generation.temperature),
                             top_p=float(generation.top_p), seed=cfg.seed)
-    scorers = {task: Scorer(task, plain(cfg.paths)) for task in sorted({e.task for e in examples})}
+    scorers = {task: Scorer(task, plain(cfg.paths), str(cfg.protocol.match)) for task in sorted({e.task for e in examples})}
     log.info("ts_benchmark: %s on %s/%s, %d pairs", identity["label"], cfg.dataset.name, cfg.split, len(examples))
     outcomes, records = play_pairs(policy, examples, scorers, params, str(cfg.protocol.judge), teacher)
     by_strategy = metrics_by_strategy(outcomes)
     metrics: dict[str, Any] = {**identity, **by_strategy["all"], "heuristic": ",".join(sorted(scorers)),
-                               "judge": str(cfg.protocol.judge),
+                               "judge": str(cfg.protocol.judge), "match": str(cfg.protocol.match),
                                "judge_model": teacher.model_id if teacher is not None else None,
                                "by_strategy": by_strategy,
                                "policy_source": described["source"], "code_version": code_version(),

@@ -18,9 +18,14 @@ to ``<out_dir>/progress.jsonl`` per chunk, one record per (question, strategy)):
    whether it asked; the teacher judges whether the question targets the missing information (``judge=teacher``:
    a yes/no prompt; ``rule``: :func:`~clarifylab.methods.ts.judge.rule_targets`); if so the teacher, as user,
    answers with the recorded missing information (``removed.user_text``) and the student answers again.
+   ``clarify_guide=rule``: when the student answers instead of asking, the teacher guides it with the question
+   :func:`~clarifylab.methods.ts.prompts.guided_question` writes from what was removed (the paper's teacher
+   "guides a student model to ask"); the question is judged like the student's own, the dialogue is marked
+   ``guided`` and counted at the stage ``clarification_guided``.
 5. **Correction dialogue.** The teacher, as user, answers the student's wrong answer of stage 3 with
    :func:`~clarifylab.methods.ts.prompts.correction_reply` (the missing information) and the student answers again.
-6. **Recovery filter.** A dialogue is kept only when the student's final answer scores H >= threshold.
+6. **Recovery filter.** A dialogue is kept only when the student's final answer is correct (:class:`Scorer`:
+   ``match=official``: H >= threshold; ``contains``: it names the gold answer and no distractor).
 
 **Finalize** (atomic writes): by source table (``unit_hash(conversation_id, split_seed) < test_fraction`` -> test):
 ``train.jsonl`` / ``validation.jsonl`` hold the kept dialogues of ``train_on`` scenarios as Examples (a
@@ -42,6 +47,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,40 +57,62 @@ from clarifylab.data.ablation_strategies import (STRATEGIES, Ablated, NeededInfo
 from clarifylab.data.builders.ambigsql_log import append_records, check_fingerprint, recover_log
 from clarifylab.data.schema import Action, Clarification, Example, Turn
 from clarifylab.data.splits import unit_hash
-from clarifylab.data.table_tasks import TableTask, load_tatqa_tasks, load_wtq_tasks, lookup_cells
+from clarifylab.data.table_tasks import TableTask, answer_distractors, load_tatqa_tasks, load_wtq_tasks, lookup_cells
 from clarifylab.env.action_classifier import classify_response
 from clarifylab.errors import ConfigError
 from clarifylab.methods.ts.judge import parse_column, parse_yes, rule_targets
 from clarifylab.methods.ts.prompts import (NOT_TARGETED_REPLY, PROMPT_VERSION, continue_messages, correction_reply,
-                                           identify_messages, judge_messages, rewrite_messages,
-                                           student_answer_messages, student_clarify_messages)
+                                           guided_question, identify_messages, judge_messages,
+                                           rewrite_messages, student_answer_messages, student_clarify_messages)
 
 log = logging.getLogger(__name__)
 
 LOG_NAME = "progress.jsonl"
 SCENARIOS = ("clarification", "correction")
-STAGES = ("sources", "identified", "ablated", "student_fails", "clarification_asked", "clarification_targeted",
-          "clarification_recovered", "correction_recovered")
+MATCHES = ("official", "contains")
+GUIDES = ("none", "rule")
+STAGES = ("sources", "identified", "ablated", "student_fails", "clarification_asked", "clarification_guided",
+          "clarification_targeted", "clarification_recovered", "correction_recovered")
 
 
 class Scorer:
-    """H of one task against an Example's gold, thresholded (``training.task_success.success_threshold``)."""
+    """Whether a reply answers an Example correctly: ``match=official``: H of the task against the gold,
+    thresholded (``training.task_success.success_threshold``); ``match=contains``: the reply names the gold and no
+    distractor (:func:`~clarifylab.metrics.answer_mention.names_answer`; for models that answer in sentences)."""
 
-    def __init__(self, task: str, paths: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, task: str, paths: Mapping[str, Any] | None = None, match: str = "official") -> None:
         from clarifylab.metrics.task_heuristics import heuristic_for
         from clarifylab.training.task_success import success_threshold
 
-        self.task = task
+        if match not in MATCHES:
+            raise ConfigError(f"match={match!r}; choose from {list(MATCHES)}")
+        self.task, self.match = task, match
         self.heuristic = heuristic_for(task, data_dir=(paths or {}).get("data_dir"))
         self.threshold = success_threshold(task)
 
-    def correct(self, predictions: Sequence[str], examples: Sequence[Example]) -> list[bool]:
+    def correct(self, predictions: Sequence[str], examples: Sequence[Example],
+                supplied: Sequence[str] | None = None) -> list[bool]:
+        """One verdict per prediction; ``supplied``: per prediction, what the user told the model before it (a
+        ``contains`` reply that copies it is no answer)."""
+        from clarifylab.metrics.answer_mention import gold_alternatives, names_answer
         from clarifylab.metrics.task_heuristics import score_outcomes
 
         if not predictions:
             return []
+        if self.match == "contains":
+            told = list(supplied) if supplied is not None else [""] * len(examples)
+            return [names_answer(p, gold_alternatives(e.goal, e.meta), e.meta.get("answer_distractors") or (),
+                                 " ".join(t.content for t in e.history if t.role == "user"), given)
+                    for p, e, given in zip(predictions, examples, told)]
         scores = score_outcomes(self.task, list(predictions), list(examples), [0] * len(examples), self.heuristic)
         return [s >= self.threshold for s in scores]
+
+
+def with_distractors(task: TableTask) -> TableTask:
+    """``task`` whose Example carries ``meta["answer_distractors"]`` (:func:`~clarifylab.data.table_tasks.
+    answer_distractors`), inherited by its ablated Examples and dialogues."""
+    meta = {**task.example.meta, "answer_distractors": answer_distractors(task)}
+    return replace(task, example=replace(task.example, meta=meta))
 
 
 def _complete(backend: ChatBackend, prompts: list[list[Message]], params: SamplingParams, role: str) -> list[str]:
@@ -138,6 +166,7 @@ def process_chunk(tasks: Sequence[TableTask], strategies: Sequence[str], teacher
     tparams = SamplingParams(max_new_tokens=int(options["teacher_max_new_tokens"]))
     sparams = SamplingParams(max_new_tokens=int(options["max_new_tokens"]))
     seed, mcc = int(options["seed"]), options["max_context_chars"]
+    tasks = [with_distractors(t) for t in tasks]
     needed = identify(tasks, options["identify"], teacher, tparams, seed)
     # The student on the original questions (one call per task, shared by its strategies).
     originals = [t.example for t in tasks]
@@ -192,12 +221,20 @@ def process_chunk(tasks: Sequence[TableTask], strategies: Sequence[str], teacher
             failing.append((record, example))
     if not failing:
         return records
-    # Stage 4: clarification dialogues.
+    # Stage 4: clarification dialogues (a student that answers instead may be guided: clarify_guide=rule).
     prompts = [student_clarify_messages(e) for _, e in failing]
     firsts = _complete(student, prompts, sparams, "student")
-    asked = [(i, q) for i, q in enumerate(firsts) if classify_response(q) is Action.CLARIFY]
-    for (record, _), first in zip(failing, firsts):
-        record["clarification"] = {"first": first, "asked": False}
+    asked = []
+    for i, ((record, _), first) in enumerate(zip(failing, firsts)):
+        record["clarification"] = {"first": first, "asked": classify_response(first) is Action.CLARIFY}
+        if record["clarification"]["asked"]:
+            asked.append((i, first))
+        elif options["clarify_guide"] == "rule":
+            question = guided_question(record["removed"])
+            record["clarification"].update(guided=True)
+            asked.append((i, question))
+        elif options["clarify_guide"] != "none":
+            raise ConfigError(f"task.clarify_guide={options['clarify_guide']!r}; choose from {list(GUIDES)}")
     if options["judge"] == "teacher" and asked:
         verdicts = [parse_yes(r) for r in _complete(
             teacher, [judge_messages(failing[i][0]["removed"]["user_text"], q) for i, q in asked], tparams, "teacher")]
@@ -207,17 +244,18 @@ def process_chunk(tasks: Sequence[TableTask], strategies: Sequence[str], teacher
         raise ConfigError(f"task.judge={options['judge']!r}; choose teacher or rule")
     targeted = [(i, q) for (i, q), ok in zip(asked, verdicts) if ok]
     for (i, q), ok in zip(asked, verdicts):
-        failing[i][0]["clarification"].update(asked=True, targeted=ok)
+        failing[i][0]["clarification"].update(question=q, targeted=ok)
     follow = [continue_messages(prompts[i], q, failing[i][0]["removed"]["user_text"]) for i, q in targeted]
     finals = _complete(student, follow, sparams, "student")
-    recovered = scorer.correct(finals, [failing[i][1] for i, _ in targeted])
+    recovered = scorer.correct(finals, [failing[i][1] for i, _ in targeted],
+                               [failing[i][0]["removed"]["user_text"] for i, _ in targeted])
     for (i, _), final, ok in zip(targeted, finals, recovered):
         failing[i][0]["clarification"].update(user=failing[i][0]["removed"]["user_text"], final=final, recovered=ok)
     # Stage 5: correction dialogues.
     follow = [continue_messages(student_answer_messages(e), r["ablated_answer"], correction_reply(r["removed"]["user_text"]))
               for r, e in failing]
     finals = _complete(student, follow, sparams, "student")
-    recovered = scorer.correct(finals, [e for _, e in failing])
+    recovered = scorer.correct(finals, [e for _, e in failing], [r["removed"]["user_text"] for r, _ in failing])
     for (record, _), final, ok in zip(failing, finals, recovered):
         record["correction"] = {"user": correction_reply(record["removed"]["user_text"]), "final": final,
                                 "recovered": ok}
@@ -238,9 +276,9 @@ def dialogue_examples(record: Mapping[str, Any], split: str) -> dict[str, Exampl
         dialogue = record["clarification"]
         out["clarification"] = Example(
             id=f"{record['id']}:clarification", task=source.task, context=source.context, history=source.history,
-            response=dialogue["first"], action=Action.CLARIFY, goal=source.goal,
+            response=dialogue["question"], action=Action.CLARIFY, goal=source.goal,
             clarifications=[Clarification(reply=dialogue["user"], answer=source.response)],
-            meta={**meta, "ts": {**meta["ts"], "scenario": "clarification"}})
+            meta={**meta, "ts": {**meta["ts"], "scenario": "clarification", "guided": bool(dialogue.get("guided"))}})
     if "correction" in record.get("kept", []):
         history = [*source.history, Turn("assistant", record["ablated_answer"]), Turn("user", record["correction"]["user"])]
         out["correction"] = Example(
@@ -278,6 +316,7 @@ def yield_counts(records: Sequence[Mapping[str, Any]], strategies: Sequence[str]
             "ablated": sum("example" in r for r in rs),
             "student_fails": sum(r.get("stage") == "student_fails" for r in rs),
             "clarification_asked": sum(bool(c.get("asked")) for c in clar),
+            "clarification_guided": sum(bool(c.get("guided")) for c in clar),
             "clarification_targeted": sum(bool(c.get("targeted")) for c in clar),
             "clarification_recovered": sum(bool(c.get("recovered")) for c in clar),
             "correction_recovered": sum(bool((r.get("correction") or {}).get("recovered")) for r in rs)}
@@ -306,7 +345,8 @@ def generate_ts_curriculum(out_dir: str, dataset: Mapping[str, Any], ablation: M
                            teacher: Mapping[str, Any] | None, student: Mapping[str, Any] | None,
                            paths: Mapping[str, Any], max_sources: int | None = 100, order: str = "seeded",
                            seed: int = 0, identify: str = "teacher", judge: str = "teacher",
-                           require_original_correct: bool = True, train_on: Sequence[str] = ("clarification",),
+                           require_original_correct: bool = True, match: str = "official", clarify_guide: str = "none",
+                           train_on: Sequence[str] = ("clarification",),
                            batch_size: int = 8, max_new_tokens: int = 48, teacher_max_new_tokens: int = 24,
                            split_seed: int = 0, test_fraction: float = 0.3, validation_fraction: float = 0.1,
                            teacher_backend: ChatBackend | None = None,
@@ -322,6 +362,9 @@ def generate_ts_curriculum(out_dir: str, dataset: Mapping[str, Any], ablation: M
         max_sources, order, seed: :func:`plan_tasks`; ``seed`` also seeds the strategies' choices.
         identify, judge: ``teacher`` | ``rule`` (stages 1 and 4).
         require_original_correct: stage 3's stricter filter.
+        match: ``official`` (the task's H) | ``contains`` (the reply names the gold): :class:`Scorer`.
+        clarify_guide: ``none`` | ``rule``: a student that answers in the clarification scenario is guided to ask
+            :func:`~clarifylab.methods.ts.prompts.guided_question` (then judged, answered, filtered as any).
         train_on: scenarios whose kept dialogues go into train/validation.
         batch_size: source questions per chunk (batched calls, one fsynced append).
         max_new_tokens, teacher_max_new_tokens: greedy decoding budgets of the student and the teacher.
@@ -341,8 +384,12 @@ def generate_ts_curriculum(out_dir: str, dataset: Mapping[str, Any], ablation: M
     train_on = [str(s) for s in _plain(train_on)]
     if not set(train_on) <= set(SCENARIOS):
         raise ConfigError(f"task.train_on={train_on}; choose from {list(SCENARIOS)}")
+    if match not in MATCHES or clarify_guide not in GUIDES:
+        raise ConfigError(f"task.match={match!r} / task.clarify_guide={clarify_guide!r}: choose match from "
+                          f"{list(MATCHES)} and clarify_guide from {list(GUIDES)}")
     needs_teacher = identify == "teacher" or judge == "teacher" or ablation["question_mode"] == "teacher"
     options = {"seed": seed, "identify": identify, "judge": judge, "require_original_correct": require_original_correct,
+               "match": match, "clarify_guide": clarify_guide,
                "value_mode": ablation["value_mode"], "question_mode": ablation["question_mode"],
                "max_new_tokens": max_new_tokens, "teacher_max_new_tokens": teacher_max_new_tokens,
                "max_context_chars": dataset["max_context_chars"]}
@@ -365,7 +412,7 @@ def generate_ts_curriculum(out_dir: str, dataset: Mapping[str, Any], ablation: M
             teacher_backend = build_teacher(teacher, paths["cache_dir"], meter, "teacher", hint)
         check_fingerprint(log_path, {**fingerprint, "teacher": getattr(teacher_backend, "model_id", None),
                                      "student": student_backend.model_id})
-        scorer = Scorer(planned[0].example.task, paths)
+        scorer = Scorer(planned[0].example.task, paths, match)
         from rich.progress import Progress
 
         with Progress(disable=not todo) as progress:

@@ -1,16 +1,20 @@
 """The teacher-student curriculum's prompts: the student's two prompts (answer only; ask when information is
 missing), the teacher's three (identify the needed column, rewrite the question without a span, judge a
-clarifying question), and the teacher-as-user's two replies (answer a clarifying question; correct an answer).
+clarifying question), the teacher-as-user's two replies (answer a clarifying question; correct an answer), and the
+question the teacher guides a non-asking student to (:func:`guided_question`).
 Written for this project; ``PROMPT_VERSION`` is part of the build fingerprint."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from clarifylab.backends.base import Message
 from clarifylab.data.chat_format import instruction_for, prompt_messages
 from clarifylab.data.loaders.linearize import clean_cell
 from clarifylab.data.schema import Example
 
-PROMPT_VERSION = "ts-1"
+PROMPT_VERSION = "ts-2"
 
 ASK_IF_MISSING = (" If the table, the text or the question lacks information you need to answer, do not guess: ask "
                   "one short clarifying question about exactly what is missing.")
@@ -61,3 +65,21 @@ def judge_messages(missing: str, clarifying_question: str) -> list[Message]:
     return [{"role": "system", "content": "You judge clarifying questions. Reply with yes or no only."},
             {"role": "user", "content": f"Missing information: {missing}\nClarifying question: {clarifying_question}\n"
                                         "Does the clarifying question ask for the missing information?"}]
+
+
+def guided_question(removed: Mapping[str, Any]) -> str:
+    """The clarifying question the teacher guides a non-asking student to (``clarify_guide=rule``), written from
+    what was removed (``Removed.to_dict()``) in words the student can see: the question's or the table's gap,
+    never the removed value itself."""
+    what, header = str(removed["what"]), clean_cell(str(removed.get("header") or ""))
+    if what == "column":
+        return f"The table has no {header} column. Could you tell me the {header} values?"
+    if what == "row":
+        return "The table seems to be missing the row this question needs. Could you give me that row?"
+    if what == "cell":
+        return f"The {header} value this question needs is missing from the table. What is it?"
+    if what == "period":
+        return "Which year or period do you mean?"
+    if what == "unit":
+        return "Which unit or scale do you mean?"
+    return "Your question seems to leave something out. What exactly do you mean?"

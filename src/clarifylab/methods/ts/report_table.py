@@ -4,9 +4,9 @@ A ``protocol=ts_benchmark`` run's ``metrics.json`` (:mod:`~clarifylab.methods.ts
 metrics at the top level and one entry per strategy (``column``, ``row``, ``value``, ``question`` ... and ``all``)
 under :data:`BENCHMARK_KEY`. :func:`strategy_rows` turns each run into one row per strategy (the run's identity
 plus that strategy's AccOr / AccCl / AccCo / clarification P / R / targeted rate / pairs);
-:func:`aggregate_benchmark` averages rows that agree on the report's identity keys plus the judge and the strategy
+:func:`aggregate_benchmark` averages rows that agree on the report's identity keys plus the judge, the answer match and the strategy
 (replicates: runs that differ only in their seeds) with the shared :func:`~clarifylab.evaluation.tables.aggregate_runs`,
-so a different model, data file, split, trainer, sample size or judge is a different row.
+so a different model, data file, split, trainer, sample size, judge or answer match is a different row.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from clarifylab.evaluation.tables import (
 from clarifylab.methods.ts.benchmark import HEADERS as METRIC_HEADERS
 
 BENCHMARK_KEY = "by_strategy"
-BENCHMARK_GROUP_BY = ("judge", "judge_model", "strategy")
+BENCHMARK_GROUP_BY = ("judge", "judge_model", "match", "strategy")
 """Identity keys of a benchmark row beyond the report's own (``GROUP_BY``)."""
 BENCHMARK_COLUMNS = ("label", "dataset", "split", "data", "model", "approach", "act_ablation", "pairs", "judge",
-                     "judge_model", "strategy", "runs", "n_pairs", "acc_or", "acc_cl", "acc_co", "clarify_precision",
+                     "judge_model", "match", "strategy", "runs", "n_pairs", "acc_or", "acc_cl", "acc_co", "clarify_precision",
                      "clarify_recall", "targeted_rate")
-BENCHMARK_HEADERS = {**METRIC_HEADERS, "judge": "Judge", "judge_model": "Judge model"}
+BENCHMARK_HEADERS = {**METRIC_HEADERS, "judge": "Judge", "judge_model": "Judge model", "match": "Match"}
 SUMMARY_ONLY = frozenset({BENCHMARK_KEY, "usage"})
 """Keys of a run's summary that are not copied into its strategy rows."""
 
@@ -82,3 +82,22 @@ def split_benchmark_runs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[
     """The evaluation runs at or below ``paths`` (:func:`~clarifylab.evaluation.tables.find_eval_dirs`), split into
     the ``metrics.json`` files of the other runs (for the flat table) and the summaries of benchmark runs."""
     return split_eval_runs(paths, is_benchmark_run)
+
+
+def yield_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per strategy of a ``task=ts_curriculum`` build's ``manifest.json``: the items alive after each stage
+    (``counts.yield``, :data:`~clarifylab.methods.ts.curriculum.STAGES`) and the drops by reason as one text cell."""
+    from clarifylab.methods.ts.curriculum import STAGES
+
+    counts = manifest["counts"]
+    return [{"source": manifest["source"], "strategy": strategy, **{s: stages.get(s) for s in STAGES},
+             "dropped": ", ".join(f"{k} {v}" for k, v in counts["dropped"][strategy].items())}
+            for strategy, stages in counts["yield"].items()]
+
+
+def yield_table(manifest: Mapping[str, Any]) -> str:
+    """:func:`yield_rows` as a Markdown table."""
+    from clarifylab.evaluation.tables import markdown_table
+    from clarifylab.methods.ts.curriculum import STAGES
+
+    return markdown_table(yield_rows(manifest), ("source", "strategy", *STAGES, "dropped"))
