@@ -102,7 +102,13 @@ def test_killed_build_resumes_without_duplicates_or_losses(tmp_path, tatqa_file)
     build(out, tatqa_file)
     resumed = records(out)
     assert len({r["id"] for r in resumed}) == len(resumed) == 8  # 4 questions x 2 strategies
-    assert sorted(resumed, key=lambda r: r["id"]) == sorted(records(clean), key=lambda r: r["id"])
+    def untimed(rs):
+        return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in rs), key=lambda r: r["id"])
+
+    assert untimed(resumed) == untimed(records(clean))
+    assert all(r["seconds"] >= 0 for r in resumed)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["build_s"] == round(sum(r["seconds"] for r in resumed), 1)
     for name in ("train", "correction", "clarification"):
         assert (out / f"{name}.jsonl").read_bytes() == (clean / f"{name}.jsonl").read_bytes()
 

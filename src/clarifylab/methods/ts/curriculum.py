@@ -34,7 +34,9 @@ judged question, one Clarification (reply = the missing information, answer = th
 dialogue is an ``answer`` Example whose history holds the student's wrong answer and the correction, response =
 the gold answer); ``test.jsonl`` holds every verified ablated task of the test tables (the benchmark:
 ``meta.ts`` keeps the original question and context); ``clarification.jsonl`` / ``correction.jsonl`` hold every
-kept dialogue; ``manifest.json`` the yield per stage and strategy (``counts.yield``), drops by reason, usage.
+kept dialogue; ``manifest.json`` the yield per stage and strategy (``counts.yield``), drops by reason, usage,
+``wall_s`` (this invocation) and ``build_s`` (model time over every invocation of a resumed build: each record
+of the log carries its share of its chunk's seconds; None for a log with records written before that field).
 
 The default ``train_on: [clarification]``: with ``trainer.loss_on=all_assistant`` a correction dialogue would
 also teach the student's wrong first answer (it is an assistant turn of the history).
@@ -418,9 +420,10 @@ def generate_ts_curriculum(out_dir: str, dataset: Mapping[str, Any], ablation: M
         with Progress(disable=not todo) as progress:
             bar = progress.add_task("ts curriculum", total=len(todo))
             for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
-                append_records(log_path, process_chunk(chunk, strategies, teacher_backend, student_backend, scorer,
-                                                       options))
+                chunk, chunk_started = todo[start:start + batch_size], time.time()
+                chunk_records = process_chunk(chunk, strategies, teacher_backend, student_backend, scorer, options)
+                share = (time.time() - chunk_started) / max(len(chunk_records), 1)
+                append_records(log_path, [{**r, "seconds": round(share, 3)} for r in chunk_records])
                 progress.advance(bar, len(chunk))
         records = recover_log(log_path)
     planned_ids = {t.id for t in planned}
@@ -453,7 +456,8 @@ def generate_ts_curriculum(out_dir: str, dataset: Mapping[str, Any], ablation: M
                                                            "batch_size": batch_size, "prompt_version": PROMPT_VERSION,
                                                            "teacher": getattr(teacher_backend, "model_id", None),
                                                            "student": getattr(student_backend, "model_id", None)},
-                "usage": meter.summary(), "wall_s": round(time.time() - started, 1)}
+                "usage": meter.summary(), "wall_s": round(time.time() - started, 1),
+                "build_s": round(sum(r["seconds"] for r in records), 1) if all("seconds" in r for r in records) else None}
     write_json(out / "manifest.json", manifest)
     log.info("ts_curriculum %s: yield %s", dataset["name"], counts["yield"])
     return {"out_dir": str(out), "yield": counts["yield"], "splits": counts["splits"]}
