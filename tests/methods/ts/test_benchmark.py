@@ -61,3 +61,42 @@ def test_play_pairs_with_scripted_students(tmp_path, tatqa_file, student, expect
     metrics = ts_metrics(outcomes)
     assert {k: metrics[k] for k in expected} == expected
     assert all(r["first_ablated"] != r["first_original"] or isinstance(student, OverAsker) for r in records)
+
+
+class Parrot(ScriptedStudent):
+    """Reads the table like the scripted student, asks for the missing row when it may, and answers every later
+    turn by repeating the user's text."""
+
+    def reply(self, messages):
+        from clarifylab.methods.ts.prompts import ASK_IF_MISSING
+
+        if len(messages) > 2:
+            return messages[-1]["content"]
+        if ASK_IF_MISSING in messages[0]["content"] and super().reply(messages).endswith("?"):
+            return "Which row is missing from the table?"
+        return super().reply(messages)
+
+
+def test_contains_match_reads_sentences_as_answers(tmp_path, tatqa_file):
+    build(tmp_path / "b", tatqa_file, test_fraction=1.0)
+    examples = read_examples(tmp_path / "b" / "test.jsonl")
+    chatty = ScriptedStudent(sentence="It was {} in total.")
+    outcomes, _ = play_pairs(chatty, examples, {"tatqa": Scorer("tatqa", match="contains")},
+                             SamplingParams(max_new_tokens=8))
+    assert ts_metrics(outcomes) == ts_metrics(play_pairs(ScriptedStudent(), examples, {"tatqa": Scorer("tatqa")},
+                                                         SamplingParams(max_new_tokens=8))[0])
+    official, _ = play_pairs(chatty, examples, {"tatqa": Scorer("tatqa")}, SamplingParams(max_new_tokens=8))
+    assert ts_metrics(official)["acc_or"] == 0.0  # the official scorer reads the whole sentence as the answer
+
+
+def test_contains_match_refuses_a_reply_that_copies_the_supplied_row(tmp_path, tatqa_file):
+    # The row strategy's user text ("The missing row reads: ...; 2019: 1,200; ...") holds the gold value and no other
+    # value of its column: only the copy guard stands between a parrot and a counted recovery.
+    build(tmp_path / "b", tatqa_file, test_fraction=1.0, strategies=["row"])
+    examples = read_examples(tmp_path / "b" / "test.jsonl")
+    outcomes, records = play_pairs(Parrot(), examples, {"tatqa": Scorer("tatqa", match="contains")},
+                                   SamplingParams(max_new_tokens=8))
+    q1 = next(i for i, r in enumerate(records) if r["id"] == "q1:row")
+    assert "1,200" in records[q1]["clarification_final"] and "1,200" in records[q1]["correction_final"]
+    assert not outcomes[q1].clarification_correct and not outcomes[q1].correction_correct
+    assert ts_metrics(outcomes)["acc_cl"] == ts_metrics(outcomes)["acc_co"] == 0.0
