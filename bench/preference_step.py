@@ -14,7 +14,7 @@ Sides:
 
 - ``project``: this project's step, ``PreferenceModule.pair_loss(batch)`` + backward + optimizer step, on
   batches from ``tokenize_pair`` + ``PreferenceCollator``, the optimizer from ``build_optimizer_and_scheduler``.
-  ``--forward auto|packed|concatenated`` is passed to ``PreferenceModule`` when it takes a ``forward`` argument.
+  ``--forward auto|packed|prefix_cache|concatenated`` is passed to ``PreferenceModule`` when it takes a ``forward`` argument.
 - ``trl``: TRL's ``DPOTrainer`` (``pip install trl==1.16.0``: ``make bench``) given the base model and the same
   LoRA as ``peft_config`` (reference = adapters disabled), conversational pairs, no gradient checkpointing,
   sequential sampling; each optimizer step timed by a ``TrainerCallback`` (``on_step_begin`` -> ``on_step_end``).
@@ -54,7 +54,7 @@ import bench  # noqa: E402,F401  (puts this checkout's src/ first on sys.path, s
 from clarifylab.errors import ClarifyLabError, ConfigError  # noqa: E402
 
 SIDES = ("project", "trl", "floor")
-FORWARD_MODES = ("auto", "packed", "concatenated")
+FORWARD_MODES = ("auto", "packed", "prefix_cache", "concatenated")
 STUDENTS = ("smollm2", "tiny")
 TRL_VERSION = "1.16.0"
 

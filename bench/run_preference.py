@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto = PACIFIC when <data-dir>/pacific/validation.json exists, else synthetic")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--sides", default="project,trl,floor",
-                        help="comma-separated, run in this order each round; project:<auto|packed|concatenated>")
+                        help="comma-separated, run in this order each round; project:<auto|packed|prefix_cache|concatenated>")
     parser.add_argument("--forward", choices=FORWARD_MODES, default="auto",
                         help="forward mode of a plain `project` side (default auto)")
     parser.add_argument("--student", choices=STUDENTS, default="smollm2")

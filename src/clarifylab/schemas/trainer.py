@@ -72,7 +72,7 @@ class DPOSchema(TrainerSchema):
     alpha: float = required()
     reference: str = one_of("auto", "adapter", "copy")
     precompute_reference: bool = required()
-    forward: str = one_of("auto", "packed", "concatenated")
+    forward: str = one_of("auto", "packed", "prefix_cache", "concatenated")
 
 
 @dataclass

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # Attention implementations that apply a custom 4-D mask as given, and the mask dtype each expects
 # (transformers' eager attention ADDS the mask to the scores, so it needs 0 / -inf; SDPA takes booleans).
 MASK_DTYPES = {"sdpa": "bool", "eager": "additive"}
-FORWARD_MODES = ("auto", "packed", "concatenated")
+FORWARD_MODES = ("auto", "packed", "prefix_cache", "concatenated")
 
 PROMPT, CHOSEN, REJECTED = 0, 1, 2
 
@@ -73,7 +73,8 @@ class PackedPairs:
     unique_tokens: int
 
 
-def _unpadded(side: Batch, row: int) -> tuple[list[int], list[int]]:
+def unpadded_side(side: Batch, row: int) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` of one right-padded row, without its padding."""
     length = int(side["attention_mask"][row].sum())
     return side["input_ids"][row, :length].tolist(), side["labels"][row, :length].tolist()
 
@@ -120,7 +121,7 @@ def pack_pairs(chosen: Batch, rejected: Batch, pad_token_id: int, row_tokens: in
         raise ValueError(f"{size} chosen rows but {rejected['input_ids'].shape[0]} rejected rows")
     segments = []  # per pair: (tokens, positions, sides, scored [(local index, target, side_row)])
     for b in range(size):
-        (c_ids, c_labels), (r_ids, r_labels) = _unpadded(chosen, b), _unpadded(rejected, b)
+        (c_ids, c_labels), (r_ids, r_labels) = unpadded_side(chosen, b), unpadded_side(rejected, b)
         prompt = shared_prefix_length(c_ids, c_labels, r_ids, r_labels)
         if prompt == 0:
             raise ValueError(f"pair {b}: the chosen and rejected sides share no prompt token")
@@ -192,11 +193,18 @@ def packed_support(model: Any) -> str | None:
 
 
 def resolve_forward_mode(model: Any, forward: str) -> str:
-    """``packed`` or ``concatenated`` for ``trainer.forward`` (``auto`` | ``packed`` | ``concatenated``);
+    """``packed``, ``prefix_cache`` or ``concatenated`` for ``trainer.forward`` (``auto`` | ``packed`` |
+    ``prefix_cache`` (``training/prefix_cache.py``; refused under gradient checkpointing) | ``concatenated``);
     ``auto`` falls back to ``concatenated`` (logged once, here) when the model cannot take the packed mask."""
     if forward not in FORWARD_MODES:
         raise ConfigError(f"trainer.forward={forward!r} is not one of {list(FORWARD_MODES)}")
     if forward == "concatenated":
+        return forward
+    if forward == "prefix_cache":
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if getattr(base, "is_activation_checkpointing", False):
+            raise ConfigError("trainer.forward=prefix_cache needs the KV cache, which gradient checkpointing turns "
+                              "off: use trainer.forward=packed or concatenated, or student.gradient_checkpointing=false")
         return forward
     reason = packed_support(model)
     if reason is None:

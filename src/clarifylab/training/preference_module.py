@@ -41,6 +41,7 @@ from clarifylab.errors import ConfigError
 from clarifylab.models.adapter_stack import adapter_names, only_adapters
 from clarifylab.training.logprobs import Batch, PairLogps, concatenated_forward
 from clarifylab.training.packed_pairs import packed_forward, resolve_forward_mode
+from clarifylab.training.prefix_cache import prefix_cache_forward
 from clarifylab.training.losses import nll_on_chosen, preference_loss, preference_metrics
 from clarifylab.training.preference_data import PreferenceBatch
 from clarifylab.training.sft_module import SFTModule
@@ -115,9 +116,9 @@ class PreferenceModule(SFTModule):
         reference: ``auto`` | ``adapter`` (LoRA: adapters disabled) | ``copy`` (frozen deep copy).
         precompute_reference: score every training/validation pair under the reference once at fit
             start (fixed pairs only; on-policy replaced sides are always scored live).
-        forward: ``auto`` | ``packed`` | ``concatenated``: how a batch's pairs are scored (policy and
-            reference alike); ``auto`` packs when the model's attention takes the mask, else falls back
-            (logged once, at construction).
+        forward: ``auto`` | ``packed`` | ``prefix_cache`` | ``concatenated``: how a batch's pairs are scored
+            (policy and reference alike); ``auto`` packs when the model's attention takes the mask, else falls
+            back (logged once, at construction); ``prefix_cache`` runs each prompt once through the KV cache.
         pad_token_id: id used when the two sides of a batch need extra padding (masked).
 
     Logged per training step and per validation epoch (pair-weighted means), under ``train/`` and
@@ -149,6 +150,8 @@ class PreferenceModule(SFTModule):
         """Both sides' log-probs under ``model`` (the policy or the reference) in the resolved forward mode."""
         if self.forward_mode == "packed":
             return packed_forward(model, chosen, rejected, self.pad_token_id)
+        if self.forward_mode == "prefix_cache":
+            return prefix_cache_forward(model, chosen, rejected, self.pad_token_id)
         return concatenated_forward(model, chosen, rejected, self.pad_token_id)
 
     # ---- reference ----
