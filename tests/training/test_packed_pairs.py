@@ -82,29 +82,16 @@ def test_rows_are_first_fit_and_padding_only_attends_to_itself():
     assert pack_pairs(*short, pad_token_id=0).input_ids.shape == (2, 14)  # 14 + 12 > 14: still one row each
 
 
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-@pytest.mark.parametrize("row_tokens", [None, 1, 4096])  # rows as long as the longest pair; one each; all in one
-def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation, row_tokens):
-    model, _ = build_tiny_model_and_tokenizer(seed=3)
-    model.config._attn_implementation = implementation
-    model.train(False)
-    chosen, rejected = random_pairs(1)
-    results = []
-    for forward in (concatenated_forward, lambda *a: packed_forward(*a, row_tokens=row_tokens)):
-        model.zero_grad()
-        scored = forward(model, chosen, rejected, 0)
-        (scored.chosen_logps.sum() - 0.5 * scored.rejected_logps.sum()).backward()
-        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        results.append((scored, grads))
-    (plain, plain_grads), (packed, packed_grads) = results
-    for a, b in zip(plain, packed):
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
-    assert plain.chosen_tokens.tolist() == [3, 5, 2] and plain.rejected_tokens.tolist() == [4, 1, 6]
-    torch.testing.assert_close(packed_grads, plain_grads, rtol=1e-4, atol=1e-6)
+def scored_with_grads(model, forward, chosen, rejected):
+    """``(PairLogps, flat gradients)`` of ``chosen_logps.sum() - 0.5 * rejected_logps.sum()`` under ``forward``."""
+    model.zero_grad()
+    scored = forward(model, chosen, rejected, 0)
+    (scored.chosen_logps.sum() - 0.5 * scored.rejected_logps.sum()).backward()
+    return scored, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
-def test_under_lora_policy_and_adapter_disabled_reference_both_match():
+def tiny_lora_model():
+    """The tiny model under LoRA with non-zero ``lora_B`` (so adapters on and off differ), in eval mode."""
     from clarifylab.models import LoraSpec, apply_lora
 
     base, _ = build_tiny_model_and_tokenizer(seed=0)
@@ -113,7 +100,28 @@ def test_under_lora_policy_and_adapter_disabled_reference_both_match():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.3, generator=torch.Generator().manual_seed(2))
-    model.eval()
+    return model.eval()
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("row_tokens", [None, 1, 4096])  # rows as long as the longest pair; one each; all in one
+def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation, row_tokens):
+    model, _ = build_tiny_model_and_tokenizer(seed=3)
+    model.config._attn_implementation = implementation
+    model.train(False)
+    chosen, rejected = random_pairs(1)
+    (plain, plain_grads), (packed, packed_grads) = (
+        scored_with_grads(model, forward, chosen, rejected)
+        for forward in (concatenated_forward, lambda *a: packed_forward(*a, row_tokens=row_tokens)))
+    for a, b in zip(plain, packed):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    assert plain.chosen_tokens.tolist() == [3, 5, 2] and plain.rejected_tokens.tolist() == [4, 1, 6]
+    torch.testing.assert_close(packed_grads, plain_grads, rtol=1e-4, atol=1e-6)
+
+
+def test_under_lora_policy_and_adapter_disabled_reference_both_match():
+    model = tiny_lora_model()
     chosen, rejected = random_pairs(2)
     assert resolve_forward_mode(model, "auto") == "packed"
     with torch.no_grad():

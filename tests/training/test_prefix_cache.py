@@ -12,7 +12,7 @@ from clarifylab.models import build_tiny_model_and_tokenizer
 from clarifylab.training.logprobs import concatenated_forward
 from clarifylab.training.packed_pairs import resolve_forward_mode
 from clarifylab.training.prefix_cache import prefix_cache_forward
-from test_packed_pairs import random_pairs
+from test_packed_pairs import random_pairs, scored_with_grads, tiny_lora_model
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
@@ -21,14 +21,8 @@ def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation
     model.config._attn_implementation = implementation
     model.train(False)
     chosen, rejected = random_pairs(1)
-    results = []
-    for forward in (concatenated_forward, prefix_cache_forward):
-        model.zero_grad()
-        scored = forward(model, chosen, rejected, 0)
-        (scored.chosen_logps.sum() - 0.5 * scored.rejected_logps.sum()).backward()
-        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        results.append((scored, grads))
-    (plain, plain_grads), (cached, cached_grads) = results
+    (plain, plain_grads), (cached, cached_grads) = (
+        scored_with_grads(model, forward, chosen, rejected) for forward in (concatenated_forward, prefix_cache_forward))
     for a, b in zip(plain, cached):
         assert a.dtype == b.dtype
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
@@ -37,15 +31,7 @@ def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation
 
 
 def test_under_lora_policy_and_adapter_disabled_reference_both_match():
-    from clarifylab.models import LoraSpec, apply_lora
-
-    base, _ = build_tiny_model_and_tokenizer(seed=0)
-    model = apply_lora(base, LoraSpec(r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.3, generator=torch.Generator().manual_seed(2))
-    model.eval()
+    model = tiny_lora_model()
     chosen, rejected = random_pairs(2)
     assert resolve_forward_mode(model, "prefix_cache") == "prefix_cache"
     with torch.no_grad():
