@@ -42,10 +42,10 @@ if str(ROOT) not in sys.path:  # run as `python bench/<name>.py`: make the bench
     sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (puts this checkout's src/ first on sys.path, sets the offline environment)
 
-from bench.outputs import write_bench_result  # noqa: E402
+from bench.outputs import run_main, write_bench_result  # noqa: E402
 from bench.pairs import SOURCES, resolve_source  # noqa: E402
 from bench.rollout_throughput import STUDENTS, load_model  # noqa: E402
-from clarifylab.errors import ClarifyLabError, ConfigError  # noqa: E402
+from clarifylab.errors import ConfigError  # noqa: E402
 
 PARTS = ("sampling", "simulation: policy turns", "simulation: user simulator", "simulation: classifier",
          "simulation: H", "re-tokenize + other", "forward + backward", "optimizer")
@@ -281,8 +281,4 @@ def _forward_backward(module: Any, batch: Any) -> float:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ClarifyLabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -39,9 +39,9 @@ if str(ROOT) not in sys.path:  # run as `python bench/<name>.py`: make the bench
     sys.path.insert(0, str(ROOT))
 import bench  # noqa: E402,F401  (puts this checkout's src/ first on sys.path, sets the offline environment)
 
-from bench.outputs import write_bench_result  # noqa: E402
+from bench.outputs import run_main, write_bench_result  # noqa: E402
 from bench.pairs import SOURCES, resolve_source  # noqa: E402
-from clarifylab.errors import ClarifyLabError, ConfigError  # noqa: E402
+from clarifylab.errors import ConfigError  # noqa: E402
 
 STUDENTS = ("smollm2", "tiny")
 SIMULATORS = ("llm", "oracle")
@@ -260,8 +260,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ClarifyLabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

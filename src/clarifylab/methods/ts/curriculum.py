@@ -231,12 +231,9 @@ def process_chunk(tasks: Sequence[TableTask], strategies: Sequence[str], teacher
         record["clarification"] = {"first": first, "asked": classify_response(first) is Action.CLARIFY}
         if record["clarification"]["asked"]:
             asked.append((i, first))
-        elif options["clarify_guide"] == "rule":
-            question = guided_question(record["removed"])
+        elif options["clarify_guide"] == "rule":  # validated by generate_ts_curriculum
             record["clarification"].update(guided=True)
-            asked.append((i, question))
-        elif options["clarify_guide"] != "none":
-            raise ConfigError(f"task.clarify_guide={options['clarify_guide']!r}; choose from {list(GUIDES)}")
+            asked.append((i, guided_question(record["removed"])))
     if options["judge"] == "teacher" and asked:
         verdicts = [parse_yes(r) for r in _complete(
             teacher, [judge_messages(failing[i][0]["removed"]["user_text"], q) for i, q in asked], tparams, "teacher")]
