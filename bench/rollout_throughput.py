@@ -5,16 +5,20 @@ N decision points (PACIFIC from ``../shared/data`` when present, else the long-t
 to ``--max-prompt-tokens``, both as in ``bench/pairs.py``) are rolled out greedily
 (:func:`clarifylab.env.rollout.rollout`) twice:
 
-- ``batched``: one ``rollout`` call for all N; every role's backend generates ``--batch-size`` conversations per
-  ``generate`` (left-padded, KV cache, each row stopping at its end-of-turn token);
-- ``sequential``: one ``rollout`` call per example with ``batch_size=1`` backends (the per-example loop).
+- ``batched``: one ``rollout`` call for all N; every role's backend decodes up to ``--batch-size`` rows together
+  (continuous batching: left-padded, KV cache, a row that reached its end-of-turn token gives its place to the
+  next prompt) and prefills prompts that share prefixes once (``backends/shared_prefill.py``);
+- ``unshared``: the same without the shared-prefix prefill (``share_prefixes=False``): what batching alone gives;
+- ``sequential``: one ``rollout`` call per example with ``batch_size=1`` backends (the per-example loop: one
+  ``generate`` per prompt).
 
-Each mode runs ``--repeats`` times, alternating (batched, sequential, sequential, batched, ...) so a drift in the
-machine's load hits both. Reported per mode: median wall seconds [min, max], trajectories/s, generated tokens/s
-(policy + simulator + classifier, up to and including each end-of-turn token, :attr:`TransformersBackend.usage`),
-backend calls; the batched/sequential ratio; and how many trajectories are identical in both modes. Greedy
-decoding is deterministic per mode, but a left-padded batch runs other matrix shapes than a single row, so fp32
-rounding can flip a near-tie argmax and a few trajectories may differ; the count is reported, not asserted.
+Each mode runs ``--repeats`` times, alternating (batched, unshared, sequential, sequential, unshared, batched, ...)
+so a drift in the machine's load hits all. Reported per mode: median wall seconds [min, max], trajectories/s,
+generated tokens/s (policy + simulator + classifier, up to and including each end-of-turn token,
+:attr:`TransformersBackend.usage`), prompt tokens and the prompt tokens that ran through the model, backend calls;
+each batched mode's ratio to the sequential one; and how many trajectories are identical to the sequential ones.
+Greedy decoding is deterministic per mode, but a left-padded batch runs other matrix shapes than a single row, so
+fp32 rounding can flip a near-tie argmax and a few trajectories may differ; the count is reported, not asserted.
 
 Usage::
 
@@ -46,7 +50,7 @@ from clarifylab.errors import ConfigError  # noqa: E402
 STUDENTS = ("smollm2", "tiny")
 SIMULATORS = ("llm", "oracle")
 CLASSIFIERS = ("heuristic", "llm")
-MODES = ("batched", "sequential")
+MODES = ("batched", "unshared", "sequential")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,7 +121,7 @@ def load_model(student: str, cache_dir: str) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def make_roles(model: Any, tokenizer: Any, batch_size: int, simulator: str, classifier: str,
+def make_roles(model: Any, tokenizer: Any, batch_size: int, share: bool, simulator: str, classifier: str,
                pool: list[Any]) -> tuple[list[Any], Any, Any, Any]:
     """``(backends, policy, classifier, simulator)``: fresh backends over ``model`` (usage counted per mode)."""
     from clarifylab.backends.transformers_backend import TransformersBackend
@@ -125,15 +129,17 @@ def make_roles(model: Any, tokenizer: Any, batch_size: int, simulator: str, clas
     from clarifylab.env.llm_action_classifier import FewShotLLMActionClassifier
     from clarifylab.env.user_simulator import LLMUserSimulator, OracleUserSimulator
 
-    policy = TransformersBackend(model, tokenizer, batch_size=batch_size, model_id="policy")
+    policy = TransformersBackend(model, tokenizer, batch_size=batch_size, model_id="policy", share_prefixes=share)
     backends = [policy]
     if simulator == "llm":
-        backends.append(TransformersBackend(model, tokenizer, batch_size=batch_size, model_id="simulator"))
+        backends.append(TransformersBackend(model, tokenizer, batch_size=batch_size, model_id="simulator",
+                                            share_prefixes=share))
         user = LLMUserSimulator(backends[-1])
     else:
         user = OracleUserSimulator()
     if classifier == "llm":
-        backends.append(TransformersBackend(model, tokenizer, batch_size=batch_size, model_id="classifier"))
+        backends.append(TransformersBackend(model, tokenizer, batch_size=batch_size, model_id="classifier",
+                                            share_prefixes=share))
         labeller = FewShotLLMActionClassifier(backends[-1], pool, k=2)
     else:
         labeller = HeuristicActionClassifier()
@@ -147,10 +153,10 @@ def run_mode(mode: str, model: Any, tokenizer: Any, examples: list[Any], args: a
     from clarifylab.env.rollout import rollout
 
     params = SamplingParams(max_new_tokens=args.max_new_tokens)  # greedy
-    size = batch_size if mode == "batched" else 1
-    backends, policy, classifier, simulator = make_roles(model, tokenizer, size, args.simulator, args.classifier,
-                                                         examples)
-    groups = [examples] if mode == "batched" else [[e] for e in examples]
+    size = 1 if mode == "sequential" else batch_size
+    backends, policy, classifier, simulator = make_roles(model, tokenizer, size, mode == "batched", args.simulator,
+                                                         args.classifier, examples)
+    groups = [[e] for e in examples] if mode == "sequential" else [examples]
     trajectories: list[Any] = []
     started = time.perf_counter()
     for index, group in enumerate(groups):
@@ -166,6 +172,7 @@ def run_mode(mode: str, model: Any, tokenizer: Any, examples: list[Any], args: a
             "trajectories": len(trajectories), "trajectories_per_s": len(trajectories) / seconds,
             "generated_tokens": generated, "generated_tokens_per_s": generated / seconds,
             "prompt_tokens": sum(u["prompt_tokens"] for u in usage.values()),
+            "prefill_tokens": sum(u["prefill_tokens"] for u in usage.values()),
             "backend_calls": sum(u["calls"] for u in usage.values()), "usage": usage,
             "simulated_rounds": sum(len(t.actions) - 1 for t in trajectories),
             "records": [t.to_dict() for t in trajectories]}
@@ -190,15 +197,14 @@ def agreement(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The result as a markdown report (settings, one row per mode, ratio, agreement)."""
+    """The result as a markdown report (settings, one row per mode, ratios, agreement)."""
     from clarifylab.evaluation.tables import markdown_table
 
     s = result["settings"]
     columns = ("mode", "batch_size", "rollout_calls", "backend_calls", "seconds", "seconds_min", "seconds_max",
-               "trajectories", "trajectories_per_s", "prompt_tokens", "generated_tokens", "generated_tokens_per_s",
-               "simulated_rounds")
+               "trajectories", "trajectories_per_s", "prompt_tokens", "prefill_tokens", "generated_tokens",
+               "generated_tokens_per_s", "simulated_rounds")
     rows = [{k: r[k] for k in columns} for r in result["modes"]]
-    agree = result["agreement"]
     lines = [f"# Rollout throughput: batched vs one example at a time", "",
              f"{s['examples']} {s['source']} examples, policy + {s['simulator']} simulator = {s['student']}, "
              f"{s['classifier']} classifier, max_turns={s['max_turns']}, max_new_tokens={s['max_new_tokens']}, "
@@ -206,10 +212,13 @@ def markdown(result: dict[str, Any]) -> str:
              f"{s['repeats']} alternating runs per mode [min, max].", "",
              markdown_table(rows, list(rows[0])), "",
              f"Batched / sequential: **{result['speedup_trajectories']:.2f}x** trajectories/s, "
-             f"{result['speedup_tokens']:.2f}x generated tokens/s.", "",
-             f"Identical trajectories in both modes: {agree['identical']} / {agree['total']}"
-             + (f" (differ: {', '.join(agree['differing_ids'])}; left padding changes the matrix shapes and fp32 "
-                "rounding can flip a near-tie greedy token)" if agree["differing_ids"] else "") + ".", ""]
+             f"{result['speedup_tokens']:.2f}x generated tokens/s; without the shared-prefix prefill "
+             f"{result['speedup_unshared']:.2f}x trajectories/s.", ""]
+    for mode in ("batched", "unshared"):
+        agree = result["agreement"][mode]
+        lines += [f"Trajectories identical to the sequential ones, {mode}: {agree['identical']} / {agree['total']}"
+                  + (f" (differ: {', '.join(agree['differing_ids'])}; batch shapes change fp32 rounding, which can "
+                     "flip a near-tie greedy token)" if agree["differing_ids"] else "") + ".", ""]
     return "\n".join(lines)
 
 
@@ -235,16 +244,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         [[{"role": "user", "content": "hello"}]] * 2, SamplingParams(max_new_tokens=4))
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for repeat in range(args.repeats):
-        for mode in MODES if repeat % 2 == 0 else MODES[::-1]:  # alternating: a b, b a, a b, ...
+        for mode in MODES if repeat % 2 == 0 else MODES[::-1]:  # alternating: a b c, c b a, a b c, ...
             print(f"[rollout bench] repeat {repeat + 1}/{args.repeats}: {mode} "
-                  f"(batch_size={batch_size if mode == 'batched' else 1}) ...", flush=True)
+                  f"(batch_size={1 if mode == 'sequential' else batch_size}) ...", flush=True)
             m = run_mode(mode, model, tokenizer, examples, args, batch_size)
             runs[mode].append(m)
             print(f"[rollout bench] {mode}: {m['seconds']:.1f} s, {m['trajectories_per_s']:.3f} trajectories/s, "
                   f"{m['generated_tokens_per_s']:.1f} generated tokens/s, {m['backend_calls']} backend calls",
                   flush=True)
     modes = [summarize_mode(runs[mode]) for mode in MODES]
-    batched, sequential = modes
+    batched, unshared, sequential = modes
     result = {
         "settings": {**{k: v for k, v in vars(args).items() if k != "out"}, "batch_size": batch_size,
                      "threads": torch.get_num_threads(), "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
@@ -252,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "modes": [{k: v for k, v in m.items() if k != "records"} for m in modes],
         "speedup_trajectories": batched["trajectories_per_s"] / sequential["trajectories_per_s"],
         "speedup_tokens": batched["generated_tokens_per_s"] / max(sequential["generated_tokens_per_s"], 1e-9),
-        "agreement": agreement(batched["records"], sequential["records"]),
+        "speedup_unshared": unshared["trajectories_per_s"] / sequential["trajectories_per_s"],
+        "agreement": {m["mode"]: agreement(m["records"], sequential["records"]) for m in (batched, unshared)},
         "trajectories": {m["mode"]: m["records"] for m in modes},
     }
     write_bench_result(args.out, "rollout_throughput", result, markdown(result), "rollout bench")

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from clarifylab.backends.base import ChatBackend, SamplingParams
-from clarifylab.backends.transformers_backend import TransformersBackend, completion_lengths, end_of_turn_ids
+from clarifylab.backends.decode_pool import completion_lengths
+from clarifylab.backends.transformers_backend import TransformersBackend, end_of_turn_ids
 from clarifylab.errors import ConfigError
 from clarifylab.models.tiny import build_tiny_model_and_tokenizer
 
@@ -50,12 +51,13 @@ def test_greedy_is_independent_of_batch_size(tiny):
 
 def test_returns_only_new_text_and_counts_tokens():
     model, tokenizer = constant_output_model("yes")
-    backend = TransformersBackend(model, tokenizer, batch_size=3)
+    backend = TransformersBackend(model, tokenizer, batch_size=3, share_prefixes=False)
     replies = backend.complete(CONVERSATIONS, SamplingParams(max_new_tokens=3))
     assert replies == ["yes yes yes"] * len(CONVERSATIONS)  # no prompt text, no special tokens
     prompt_lengths = [len(tokenizer(backend.render(c), add_special_tokens=False)["input_ids"]) for c in CONVERSATIONS]
-    assert backend.usage == {"prompt_tokens": sum(prompt_lengths), "completion_tokens": 3 * len(CONVERSATIONS),
-                             "conversations": len(CONVERSATIONS), "calls": 1}
+    assert backend.usage == {"prompt_tokens": sum(prompt_lengths), "prefill_tokens": sum(prompt_lengths),
+                             "completion_tokens": 3 * len(CONVERSATIONS), "conversations": len(CONVERSATIONS),
+                             "calls": 1}
 
 
 def test_stops_at_end_of_turn_token():

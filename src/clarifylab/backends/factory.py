@@ -9,8 +9,9 @@ A local model (``kind: transformers``), loaded from a ``ModelSpec`` node::
       source: smollm2_gguf
       dtype: float32
       role: teacher                         # names this node in error messages
-    batch_size: 8                           # conversations per generate() call
+    batch_size: 8                           # rows decoded together (continuous batching)
     progress: false                         # rich progress bar over conversations
+    share_prefixes: true                    # prefill shared prompt prefixes once (backends/shared_prefill.py)
     cache: true                             # persistent call cache at <cache_dir>/calls/<namespace>.sqlite
     namespace: teacher_smollm2              # cache file name (and key component); default: kind
     model_id: null                          # cache-key model id; default: derived from the spec
@@ -117,7 +118,7 @@ def _model_spec(node: Any) -> Any:
 
 
 def _transformers_backend(cfg: Mapping[str, Any], cache_dir: str | os.PathLike[str], policy: Any) -> ChatBackend:
-    options = {key: cfg[key] for key in ("batch_size", "progress") if key in cfg}
+    options = {key: cfg[key] for key in ("batch_size", "progress", "share_prefixes") if key in cfg}
     model_node = cfg.get("model")
     if model_node is None:
         raise ConfigError("backend config (kind: transformers) needs model: a ModelSpec node, or model: policy")

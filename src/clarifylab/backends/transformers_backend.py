@@ -1,7 +1,9 @@
 """A local Hugging Face causal LM behind the :class:`~clarifylab.backends.base.ChatBackend` interface.
 
-Batched, left-padded ``model.generate`` with the KV cache; stops at the end-of-turn token. Safe to
-call from inside training (sample tables, on-policy sampling): it switches the model to eval mode and
+Continuous batching over ``model.generate`` with the KV cache (:mod:`clarifylab.backends.decode_pool`): at most
+``batch_size`` left-padded rows decode together, each stopping at its end-of-turn token, and a finished row's place
+goes to the next prompt. Prompts that share prefixes (the turns of one dialogue, a rollout's rounds) are prefilled
+once along their prefix tree (:mod:`clarifylab.backends.shared_prefill`). Safe to call from inside training (sample tables, on-policy sampling): it switches the model to eval mode and
 no-grad for the call and restores the previous mode afterwards.
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 from rich.progress import Progress
 
 from clarifylab.backends.base import Message, SamplingParams
+from clarifylab.backends.decode_pool import chunked_generate, pooled_generate
+from clarifylab.backends.shared_prefill import lexicographic_order, supports_shared_prefill, worth_sharing
 from clarifylab.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -42,26 +46,6 @@ def end_of_turn_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
     return sorted(ids)
 
 
-def completion_lengths(new_tokens: Any, stop_ids: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Where each generated row ends.
-
-    Args:
-        new_tokens: ``(batch, steps)`` int tensor of generated ids (rows that stopped early are padded,
-            possibly with a stop id, since pad often equals EOS).
-        stop_ids: end-of-turn ids.
-
-    Returns:
-        ``(text_lengths, token_counts)``: per row, the number of tokens before the first stop id (the
-        reply text) and the number of tokens generated (text plus the stop token when there is one).
-    """
-    import torch
-
-    is_stop = torch.isin(new_tokens, torch.tensor(list(stop_ids), dtype=new_tokens.dtype))
-    has_stop = is_stop.any(dim=1)
-    first_stop = torch.where(has_stop, is_stop.long().argmax(dim=1), new_tokens.shape[1])  # (batch,)
-    return first_stop.tolist(), (first_stop + has_stop.long()).tolist()
-
-
 @contextmanager
 def inference_mode_for(model: Any) -> Iterator[None]:
     """Eval mode + ``torch.inference_mode`` for the block; restores train mode if it was on."""
@@ -75,17 +59,6 @@ def inference_mode_for(model: Any) -> Iterator[None]:
     finally:
         if was_training:
             model.train()
-
-
-@contextmanager
-def left_padding(tokenizer: Any) -> Iterator[None]:
-    """Pad on the left for the block (decoder-only generation), then restore the tokenizer's side."""
-    previous = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        yield
-    finally:
-        tokenizer.padding_side = previous
 
 
 @contextmanager
@@ -108,19 +81,25 @@ class TransformersBackend:
     Args:
         model: a causal LM (``AutoModelForCausalLM`` or a ``peft.PeftModel`` around one).
         tokenizer: its tokenizer; must have a chat template.
-        batch_size: conversations per ``generate`` call (prompts are sorted by length to limit padding).
+        batch_size: rows decoded together (the pool's size).
         progress: show a rich progress bar over conversations.
         model_id: identifier for logs and cache keys (default: ``config._name_or_path``).
+        share_prefixes: when a call's prompts, in lexicographic token order, reuse enough of each other
+            (:func:`~clarifylab.backends.shared_prefill.worth_sharing`), they enter the pool in that order with
+            caches computed along their prefix tree; otherwise longest first, through one padded forward per
+            refill. A model whose cache is not plain full-attention layers (sliding-window, recurrent) gets
+            neither the pool nor the sharing (logged once): one padded ``generate`` per chunk of ``batch_size``.
 
     Attributes:
-        usage: running totals ``prompt_tokens``, ``completion_tokens`` (generated tokens up to and
-            including the end-of-turn token), ``conversations`` and ``calls``.
+        usage: running totals ``prompt_tokens``, ``prefill_tokens`` (prompt tokens that ran through the model:
+            fewer than ``prompt_tokens`` when prefixes were shared), ``completion_tokens`` (generated tokens up to
+            and including the end-of-turn token), ``conversations`` and ``calls``.
     """
 
     name = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, progress: bool = False,
-                 model_id: str | None = None) -> None:
+                 model_id: str | None = None, share_prefixes: bool = True) -> None:
         if batch_size < 1:
             raise ConfigError(f"TransformersBackend batch_size must be >= 1, got {batch_size}")
         if not getattr(tokenizer, "chat_template", None):
@@ -137,7 +116,17 @@ class TransformersBackend:
         if not self.stop_ids:
             raise ConfigError(f"tokenizer of {self.model_id} defines no EOS/end-of-turn token; cannot stop generation")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
-        self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "conversations": 0, "calls": 0}
+        self.pooled = self._cache_can_be_pooled()
+        self.share_prefixes = share_prefixes and self.pooled
+        self.usage: dict[str, int] = {"prompt_tokens": 0, "prefill_tokens": 0, "completion_tokens": 0,
+                                      "conversations": 0, "calls": 0}
+
+    def _cache_can_be_pooled(self) -> bool:
+        if supports_shared_prefill(self.model):
+            return True
+        logger.info("%s: continuous batching and shared-prefix prefill off (its cache is not plain full-attention "
+                    "layers); one padded generate per chunk of %d", self.model_id, self.batch_size)
+        return False
 
     def render(self, conversation: list[Message]) -> str:
         """The prompt text: the chat template applied with the assistant generation prompt."""
@@ -145,50 +134,45 @@ class TransformersBackend:
 
     def complete(self, batch: Sequence[list[Message]], params: SamplingParams) -> list[str]:
         """One reply per conversation, in input order (see :class:`ChatBackend`)."""
-        if not batch:
-            return []
-        prompts = [self.render(list(conversation)) for conversation in batch]
-        # Longest first: similar lengths share a chunk (less padding) and an out-of-memory shows up at once.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        replies: list[str] = [""] * len(prompts)
-        started = time.perf_counter()
-        generated_before = self.usage["completion_tokens"]
-        with self._progress_bar(len(prompts)) as advance:
-            for chunk_index, start in enumerate(range(0, len(order), self.batch_size)):
-                indices = order[start:start + self.batch_size]
-                seed = None if params.seed is None else params.seed + chunk_index
-                texts = self._generate([prompts[i] for i in indices], params, seed)
-                for i, text in zip(indices, texts):
-                    replies[i] = text
-                advance(len(indices))
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        generated = self.usage["completion_tokens"] - generated_before
-        self.usage["conversations"] += len(prompts)
-        self.usage["calls"] += 1
-        logger.debug("%s: %d replies, %d new tokens in %.2f s (%.1f tokens/s)",
-                     self.model_id, len(prompts), generated, elapsed, generated / elapsed)
-        return replies
-
-    def _generate(self, prompts: list[str], params: SamplingParams, seed: int | None) -> list[str]:
-        """Generate for one chunk of rendered prompts; returns the stripped new text per prompt."""
         from transformers import GenerationConfig
 
-        device = self._device()
-        with left_padding(self.tokenizer):
-            encoded = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-        encoded = {key: value.to(device) for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
+        if not batch:
+            return []
+        rows = self.tokenizer([self.render(list(c)) for c in batch], add_special_tokens=False)["input_ids"]
+        order = lexicographic_order(rows)
+        shared = self.share_prefixes and worth_sharing([rows[i] for i in order])
+        if not shared:
+            # Longest first: similar lengths enter the pool together (less padding); an out-of-memory shows at once.
+            order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
         sampling = {} if params.greedy else {"temperature": params.temperature, "top_p": params.top_p}
         generation_config = GenerationConfig(
             max_new_tokens=params.max_new_tokens, do_sample=not params.greedy, eos_token_id=self.stop_ids,
             pad_token_id=self.pad_id, use_cache=True, **sampling)
-        with inference_mode_for(self.model), seeded(seed, device):
-            output = self.model.generate(**encoded, generation_config=generation_config)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:].cpu()  # (batch, <= max_new_tokens)
-        text_lengths, token_counts = completion_lengths(new_tokens, self.stop_ids)
-        self.usage["prompt_tokens"] += int(encoded["attention_mask"].sum())
-        self.usage["completion_tokens"] += sum(token_counts)
-        return [self.tokenizer.decode(row[:end].tolist(), skip_special_tokens=True).strip()
-                for row, end in zip(new_tokens, text_lengths)]
+        started = time.perf_counter()
+        with self._progress_bar(len(rows)) as advance, inference_mode_for(self.model), \
+                seeded(params.seed, self._device()):
+            ordered = [rows[i] for i in order]
+            if self.pooled and min(len(row) for row in rows) >= 2:  # a pooled row caches all but its last token
+                produced, prefilled = pooled_generate(self.model, ordered, generation_config, self.stop_ids,
+                                                      self.pad_id, self.batch_size, shared, advance)
+            else:
+                produced, prefilled = chunked_generate(self.model, ordered, generation_config, self.stop_ids,
+                                                       self.pad_id, self.batch_size, advance)
+        replies: list[str] = [""] * len(rows)
+        stops = set(self.stop_ids)
+        for i, tokens in zip(order, produced):  # a row's tokens end at its stop token, if it emitted one
+            text = tokens[:-1] if tokens and tokens[-1] in stops else tokens
+            replies[i] = self.tokenizer.decode(text, skip_special_tokens=True).strip()
+        generated = sum(len(tokens) for tokens in produced)
+        self.usage["prompt_tokens"] += sum(len(row) for row in rows)
+        self.usage["prefill_tokens"] += prefilled
+        self.usage["completion_tokens"] += generated
+        self.usage["conversations"] += len(rows)
+        self.usage["calls"] += 1
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        logger.debug("%s: %d replies, %d new tokens in %.2f s (%.1f tokens/s)",
+                     self.model_id, len(rows), generated, elapsed, generated / elapsed)
+        return replies
 
     def _device(self) -> Any:
         import torch
