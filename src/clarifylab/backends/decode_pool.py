@@ -67,6 +67,16 @@ def completion_lengths(new_tokens: Any, stop_ids: Sequence[int]) -> tuple[list[i
     return first_stop.tolist(), (first_stop + has_stop.long()).tolist()
 
 
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
+    """``(ids, mask)``, both ``(len(rows), max length)``: the rows right-aligned, ``pad_id`` / 0 on the left."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    ids = torch.tensor([[pad_id] * (width - len(row)) + list(row) for row in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    return ids, mask
+
+
 def left_pad(tensor: Any, width: int, dim: int, value: float = 0) -> Any:
     """``tensor`` padded with ``value`` on the left of ``dim`` to ``width``."""
     import torch
@@ -98,12 +108,7 @@ def merge(a: Running | None, b: Running, pad_id: int) -> Running:
 def padded_prefill(model: Any, rows: Sequence[Sequence[int]], indices: list[int], pad_id: int) -> Running:
     """``rows`` (prompt token ids) entering the pool through one left-padded forward over all but their last
     token (positions from the attention mask, as ``generate`` computes them)."""
-    import torch
-
-    device = next(model.parameters()).device
-    width = max(len(row) for row in rows)
-    ids = torch.tensor([[pad_id] * (width - len(row)) + list(row) for row in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    ids, mask = left_padded(rows, pad_id, next(model.parameters()).device)
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
     cache = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
                   use_cache=True, logits_to_keep=1).past_key_values
@@ -119,10 +124,8 @@ def walked_prefill(model: Any, rows: Sequence[Sequence[int]], indices: list[int]
     from transformers import DynamicCache
 
     per_row, computed = prefix_walk(model, rows, previous)
-    device = next(model.parameters()).device
-    width = max(len(row) for row in rows)
-    ids = torch.tensor([[pad_id] * (width - len(row)) + list(row) for row in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    ids, mask = left_padded(rows, pad_id, next(model.parameters()).device)
+    width = ids.shape[1]
     layers = [(torch.cat([left_pad(kv[layer][0], width - 1, 2) for kv in per_row]),
                torch.cat([left_pad(kv[layer][1], width - 1, 2) for kv in per_row]))
               for layer in range(len(per_row[0]))]
@@ -202,19 +205,14 @@ def chunked_generate(model: Any, rows: Sequence[Sequence[int]], generation_confi
     """The fallback for a model whose cache the pool cannot slice and re-pad (sliding-window or recurrent
     layers): one left-padded ``generate`` per chunk of ``batch_size`` rows, in the given order. Same returns as
     :func:`pooled_generate`."""
-    import torch
-
     device = next(model.parameters()).device
     produced: list[list[int]] = []
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        width = max(len(row) for row in chunk)
-        ids = torch.tensor([[pad_id] * (width - len(row)) + list(row) for row in chunk], device=device)
-        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in chunk], device=device)
-        new = model.generate(input_ids=ids, attention_mask=mask, generation_config=generation_config)[:, width:]
+        ids, mask = left_padded(rows[start:start + batch_size], pad_id, device)
+        new = model.generate(input_ids=ids, attention_mask=mask, generation_config=generation_config)[:, ids.shape[1]:]
         _, counts = completion_lengths(new.cpu(), stop_ids)
-        produced += [new[j, :counts[j]].tolist() for j in range(len(chunk))]
+        produced += [new[j, :counts[j]].tolist() for j in range(ids.shape[0])]
         if on_finished is not None:
-            on_finished(len(chunk))
+            on_finished(ids.shape[0])
     return produced, sum(len(row) for row in rows)
 

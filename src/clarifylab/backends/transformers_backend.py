@@ -3,8 +3,9 @@
 Continuous batching over ``model.generate`` with the KV cache (:mod:`clarifylab.backends.decode_pool`): at most
 ``batch_size`` left-padded rows decode together, each stopping at its end-of-turn token, and a finished row's place
 goes to the next prompt. Prompts that share prefixes (the turns of one dialogue, a rollout's rounds) are prefilled
-once along their prefix tree (:mod:`clarifylab.backends.shared_prefill`). Safe to call from inside training (sample tables, on-policy sampling): it switches the model to eval mode and
-no-grad for the call and restores the previous mode afterwards.
+once along their prefix tree (:mod:`clarifylab.backends.shared_prefill`). Safe to call from inside training
+(sample tables, on-policy sampling): it switches the model to eval mode and no-grad for the call and restores the
+previous mode afterwards.
 """
 
 from __future__ import annotations
