@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from clarifylab.backends.base import SamplingParams
-from clarifylab.backends.decode_pool import Running, completion_lengths, left_pad, merge
-from clarifylab.backends.shared_prefill import supports_shared_prefill
+from clarifylab.backends.decode_pool import Running, completion_lengths, left_pad, merge, poolable_cache
 from clarifylab.backends.transformers_backend import TransformersBackend
 from clarifylab.models.tiny import build_tiny_model_and_tokenizer
 
@@ -146,7 +145,7 @@ def test_model_whose_cache_cannot_be_pooled_falls_back_to_one_generate_per_chunk
     model, tokenizer = build_tiny_model_and_tokenizer(seed=0)
     expected = one_generate_per_prompt(model, tokenizer, CONVERSATIONS)
     model.config.sliding_window = 4096  # sliding-window cache layers (longer than any prompt: same function)
-    assert not supports_shared_prefill(model)
+    assert not poolable_cache(model)
     recorder = RecordingGenerate(model)
     model.generate = recorder
     with caplog.at_level(logging.INFO, logger="clarifylab.backends.transformers_backend"):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from clarifylab.backends.decode_pool import poolable_cache
 from clarifylab.backends.shared_prefill import (
     common_prefix,
     lexicographic_order,
     prefix_walk,
     reuse_lengths,
-    supports_shared_prefill,
     worth_sharing,
 )
 from clarifylab.models.tiny import build_tiny_model_and_tokenizer
@@ -47,7 +47,7 @@ def tiny():
 
 def test_walked_caches_equal_a_plain_forward_per_row(tiny):
     model, _ = tiny
-    assert supports_shared_prefill(model)
+    assert poolable_cache(model)
     rows = [[5, 6, 7, 8, 9, 10], [5, 6, 7, 8, 11, 12, 13], [5, 6, 7, 8, 11, 12, 14], [20, 21, 22], [20, 21, 22]]
     with torch.inference_mode():
         per_row, computed = prefix_walk(model, rows)

@@ -90,6 +90,22 @@ def scored_with_grads(model, forward, chosen, rejected):
     return scored, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
+def assert_equal_to_concatenated(forward, implementation: str) -> None:
+    """``forward`` on the tiny model under ``implementation`` equals ``concatenated_forward``: log-probs (1e-5),
+    token counts and gradients."""
+    model, _ = build_tiny_model_and_tokenizer(seed=3)
+    model.config._attn_implementation = implementation
+    model.train(False)
+    chosen, rejected = random_pairs(1)
+    (plain, plain_grads), (other, other_grads) = (
+        scored_with_grads(model, f, chosen, rejected) for f in (concatenated_forward, forward))
+    for a, b in zip(plain, other):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    assert other.chosen_tokens.tolist() == [3, 5, 2] and other.rejected_tokens.tolist() == [4, 1, 6]
+    torch.testing.assert_close(other_grads, plain_grads, rtol=1e-4, atol=1e-6)
+
+
 def tiny_lora_model():
     """The tiny model under LoRA with non-zero ``lora_B`` (so adapters on and off differ), in eval mode."""
     from clarifylab.models import LoraSpec, apply_lora
@@ -106,18 +122,7 @@ def tiny_lora_model():
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 @pytest.mark.parametrize("row_tokens", [None, 1, 4096])  # rows as long as the longest pair; one each; all in one
 def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation, row_tokens):
-    model, _ = build_tiny_model_and_tokenizer(seed=3)
-    model.config._attn_implementation = implementation
-    model.train(False)
-    chosen, rejected = random_pairs(1)
-    (plain, plain_grads), (packed, packed_grads) = (
-        scored_with_grads(model, forward, chosen, rejected)
-        for forward in (concatenated_forward, lambda *a: packed_forward(*a, row_tokens=row_tokens)))
-    for a, b in zip(plain, packed):
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
-    assert plain.chosen_tokens.tolist() == [3, 5, 2] and plain.rejected_tokens.tolist() == [4, 1, 6]
-    torch.testing.assert_close(packed_grads, plain_grads, rtol=1e-4, atol=1e-6)
+    assert_equal_to_concatenated(lambda *a: packed_forward(*a, row_tokens=row_tokens), implementation)
 
 
 def test_under_lora_policy_and_adapter_disabled_reference_both_match():

@@ -12,22 +12,12 @@ from clarifylab.models import build_tiny_model_and_tokenizer
 from clarifylab.training.logprobs import concatenated_forward
 from clarifylab.training.packed_pairs import resolve_forward_mode
 from clarifylab.training.prefix_cache import prefix_cache_forward
-from test_packed_pairs import random_pairs, scored_with_grads, tiny_lora_model
+from test_packed_pairs import assert_equal_to_concatenated, random_pairs, tiny_lora_model
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 def test_equal_to_the_concatenated_forward_in_logps_and_gradients(implementation):
-    model, _ = build_tiny_model_and_tokenizer(seed=3)
-    model.config._attn_implementation = implementation
-    model.train(False)
-    chosen, rejected = random_pairs(1)
-    (plain, plain_grads), (cached, cached_grads) = (
-        scored_with_grads(model, forward, chosen, rejected) for forward in (concatenated_forward, prefix_cache_forward))
-    for a, b in zip(plain, cached):
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
-    assert cached.chosen_tokens.tolist() == [3, 5, 2] and cached.rejected_tokens.tolist() == [4, 1, 6]
-    torch.testing.assert_close(cached_grads, plain_grads, rtol=1e-4, atol=1e-6)
+    assert_equal_to_concatenated(prefix_cache_forward, implementation)
 
 
 def test_under_lora_policy_and_adapter_disabled_reference_both_match():

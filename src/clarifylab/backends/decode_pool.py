@@ -47,6 +47,22 @@ class Running:
     cache: Any
 
 
+def poolable_cache(model: Any) -> bool:
+    """Whether every layer of the model's dynamic cache is a plain :class:`transformers.DynamicLayer` (full
+    attention, keys and values growing along the sequence), which the pool and the prefix walk slice and stack."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    config = getattr(model, "config", None)
+    if config is None:
+        return False
+    try:
+        cache = DynamicCache(config=config)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return False
+    return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
 def completion_lengths(new_tokens: Any, stop_ids: Sequence[int]) -> tuple[list[int], list[int]]:
     """Where each generated row ends.
 

@@ -12,7 +12,8 @@ previous row: only the tokens of the prompts' prefix tree (trie) run through the
 Every row's cache holds all its prompt tokens but the last; ``generate`` runs that last token (its logits give the
 first new token), with positions from the attention mask as for any left-padded batch. The walk runs the model's
 own causal attention through its cache (no custom mask), so it needs a model whose cache is plain
-``DynamicLayer`` s (no sliding-window or recurrent layers): :func:`supports_shared_prefill` checks that.
+``DynamicLayer`` s (no sliding-window or recurrent layers): :func:`~clarifylab.backends.decode_pool.poolable_cache`
+checks that.
 
 The reuse is worth a batch-1 forward per row only when rows share enough: the backend walks a call's prompts this
 way when, in lexicographic order, at least :data:`MIN_REUSED_FRACTION` of their cached tokens are reused, else
@@ -59,22 +60,6 @@ def worth_sharing(rows: Sequence[Sequence[int]]) -> bool:
     :data:`MIN_REUSED_FRACTION` of the cached tokens are reused from a previous row."""
     cached = sum(len(row) - 1 for row in rows)
     return min(len(row) for row in rows) >= 2 and sum(reuse_lengths(rows)) >= MIN_REUSED_FRACTION * cached
-
-
-def supports_shared_prefill(model: Any) -> bool:
-    """Whether every layer of the model's dynamic cache is a plain :class:`transformers.DynamicLayer` (full
-    attention, keys and values growing along the sequence), which the shared prefill slices and stacks."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    config = getattr(model, "config", None)
-    if config is None:
-        return False
-    try:
-        cache = DynamicCache(config=config)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return False
-    return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
 def prefix_walk(model: Any, rows: Sequence[Sequence[int]],

@@ -19,8 +19,8 @@ from typing import Any
 from rich.progress import Progress
 
 from clarifylab.backends.base import Message, SamplingParams
-from clarifylab.backends.decode_pool import chunked_generate, pooled_generate
-from clarifylab.backends.shared_prefill import lexicographic_order, supports_shared_prefill, worth_sharing
+from clarifylab.backends.decode_pool import chunked_generate, poolable_cache, pooled_generate
+from clarifylab.backends.shared_prefill import lexicographic_order, worth_sharing
 from clarifylab.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class TransformersBackend:
                                       "conversations": 0, "calls": 0}
 
     def _cache_can_be_pooled(self) -> bool:
-        if supports_shared_prefill(self.model):
+        if poolable_cache(self.model):
             return True
         logger.info("%s: continuous batching and shared-prefix prefill off (its cache is not plain full-attention "
                     "layers); one padded generate per chunk of %d", self.model_id, self.batch_size)
